@@ -88,7 +88,9 @@ pub fn go_quote(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -154,8 +156,18 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(error_type: ErrorType, field: FieldPath, value: BadValue, detail: impl Into<String>) -> Self {
-        FieldError { error_type, field, value, detail: detail.into() }
+    pub fn new(
+        error_type: ErrorType,
+        field: FieldPath,
+        value: BadValue,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            error_type,
+            field,
+            value,
+            detail: detail.into(),
+        }
     }
     pub fn required(field: FieldPath, detail: impl Into<String>) -> Self {
         Self::new(ErrorType::Required, field, BadValue::Omitted, detail)
@@ -176,11 +188,23 @@ impl FieldError {
         Self::new(ErrorType::Internal, field, BadValue::Omitted, detail)
     }
     pub fn too_many(field: FieldPath, actual: Option<i64>, max: i64) -> Self {
-        let value = actual.map(BadValue::Int).unwrap_or(BadValue::Raw("<unknown>".into()));
-        Self::new(ErrorType::TooMany, field, value, format!("must have at most {max} items"))
+        let value = actual
+            .map(BadValue::Int)
+            .unwrap_or(BadValue::Raw("<unknown>".into()));
+        Self::new(
+            ErrorType::TooMany,
+            field,
+            value,
+            format!("must have at most {max} items"),
+        )
     }
     pub fn too_long(field: FieldPath, max: usize) -> Self {
-        Self::new(ErrorType::TooLong, field, BadValue::Omitted, format!("may not be more than {max} bytes"))
+        Self::new(
+            ErrorType::TooLong,
+            field,
+            BadValue::Omitted,
+            format!("may not be more than {max} bytes"),
+        )
     }
     /// `Unsupported value: "X": supported values: "A", "B"`.
     pub fn not_supported(field: FieldPath, value: BadValue, valid: &[&str]) -> Self {
@@ -197,7 +221,10 @@ impl FieldError {
     pub fn body(&self) -> String {
         let mut s = self.error_type.label().to_string();
         match self.error_type {
-            ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong | ErrorType::Internal => {}
+            ErrorType::Required
+            | ErrorType::Forbidden
+            | ErrorType::TooLong
+            | ErrorType::Internal => {}
             _ => {
                 if self.value != BadValue::Omitted {
                     s.push_str(": ");
@@ -243,7 +270,10 @@ mod tests {
     #[test]
     fn renders_invalid_node_port_like_kube_apiserver() {
         let e = FieldError::invalid(
-            FieldPath::new("spec").child("ports").index(0).child("nodePort"),
+            FieldPath::new("spec")
+                .child("ports")
+                .index(0)
+                .child("nodePort"),
             BadValue::Int(40000),
             "provided port is not in the valid range. The range of valid ports is 30000-32767",
         );
@@ -255,17 +285,31 @@ mod tests {
 
     #[test]
     fn renders_other_kinds() {
-        assert_eq!(FieldError::required("spec.ports".into(), "").to_string(), "spec.ports: Required value");
         assert_eq!(
-            FieldError::not_supported("spec.type".into(), BadValue::Str("Foo".into()), &["ClusterIP", "NodePort"]).to_string(),
+            FieldError::required("spec.ports".into(), "").to_string(),
+            "spec.ports: Required value"
+        );
+        assert_eq!(
+            FieldError::not_supported(
+                "spec.type".into(),
+                BadValue::Str("Foo".into()),
+                &["ClusterIP", "NodePort"]
+            )
+            .to_string(),
             "spec.type: Unsupported value: \"Foo\": supported values: \"ClusterIP\", \"NodePort\""
         );
         assert_eq!(
-            FieldError::invalid("spec.clusterIPs[0]".into(), BadValue::StrList(vec!["10.96.0.50".into()]), "may not change once set").to_string(),
+            FieldError::invalid(
+                "spec.clusterIPs[0]".into(),
+                BadValue::StrList(vec!["10.96.0.50".into()]),
+                "may not change once set"
+            )
+            .to_string(),
             "spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.50\"}: may not change once set"
         );
         assert_eq!(
-            FieldError::duplicate("spec.ports[1].name".into(), BadValue::Str("http".into())).to_string(),
+            FieldError::duplicate("spec.ports[1].name".into(), BadValue::Str("http".into()))
+                .to_string(),
             "spec.ports[1].name: Duplicate value: \"http\""
         );
     }
@@ -275,6 +319,9 @@ mod tests {
         let a = FieldError::required("a".into(), "");
         let b = FieldError::required("b".into(), "");
         assert_eq!(aggregate(&[a.clone()]), "a: Required value");
-        assert_eq!(aggregate(&[a.clone(), b, a]), "[a: Required value, b: Required value]");
+        assert_eq!(
+            aggregate(&[a.clone(), b, a]),
+            "[a: Required value, b: Required value]"
+        );
     }
 }

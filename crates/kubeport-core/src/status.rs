@@ -93,7 +93,12 @@ fn details(name: &str, group: &str, kind: &str) -> Value {
 
 impl Status {
     pub fn new(code: u16, reason: StatusReason, message: impl Into<String>) -> Self {
-        Status { code, reason, message: message.into(), details: None }
+        Status {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -110,7 +115,12 @@ impl Status {
         } else {
             format!("{} \"{}\" is forbidden: {}", gr.qualified(), name, why)
         };
-        Status { code: 403, reason: StatusReason::Forbidden, message, details: Some(details(name, gr.group, gr.resource)) }
+        Status {
+            code: 403,
+            reason: StatusReason::Forbidden,
+            message,
+            details: Some(details(name, gr.group, gr.resource)),
+        }
     }
 
     pub fn not_found(gr: GroupResource<'_>, name: &str) -> Self {
@@ -124,7 +134,12 @@ impl Status {
 
     /// A path the server does not serve at all.
     pub fn path_not_found() -> Self {
-        Status { code: 404, reason: StatusReason::NotFound, message: "the server could not find the requested resource".into(), details: Some(json!({})) }
+        Status {
+            code: 404,
+            reason: StatusReason::NotFound,
+            message: "the server could not find the requested resource".into(),
+            details: Some(json!({})),
+        }
     }
 
     pub fn already_exists(gr: GroupResource<'_>, name: &str) -> Self {
@@ -141,7 +156,12 @@ impl Status {
         Status {
             code: 409,
             reason: StatusReason::Conflict,
-            message: format!("Operation cannot be fulfilled on {} \"{}\": {}", gr.qualified(), name, why),
+            message: format!(
+                "Operation cannot be fulfilled on {} \"{}\": {}",
+                gr.qualified(),
+                name,
+                why
+            ),
             details: Some(details(name, gr.group, gr.resource)),
         }
     }
@@ -151,7 +171,11 @@ impl Status {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, StatusReason::MethodNotAllowed, "the server does not allow this method on the requested resource")
+        Self::new(
+            405,
+            StatusReason::MethodNotAllowed,
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     pub fn expired(message: impl Into<String>) -> Self {
@@ -159,7 +183,11 @@ impl Status {
     }
 
     pub fn too_large(limit: usize) -> Self {
-        Self::new(413, StatusReason::RequestEntityTooLarge, format!("Request entity too large: limit is {limit}"))
+        Self::new(
+            413,
+            StatusReason::RequestEntityTooLarge,
+            format!("Request entity too large: limit is {limit}"),
+        )
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
@@ -175,7 +203,13 @@ impl Status {
     }
 
     /// 422 Invalid; `qualified_kind` is `Service` or `Deployment.apps`.
-    pub fn invalid(qualified_kind: &str, group: &str, kind: &str, name: &str, errs: &[FieldError]) -> Self {
+    pub fn invalid(
+        qualified_kind: &str,
+        group: &str,
+        kind: &str,
+        name: &str,
+        errs: &[FieldError],
+    ) -> Self {
         let causes: Vec<Value> = errs
             .iter()
             .map(|e| json!({"reason": e.error_type.cause_reason(), "message": e.body(), "field": e.field.as_str()}))
@@ -185,7 +219,12 @@ impl Status {
         Status {
             code: 422,
             reason: StatusReason::Invalid,
-            message: format!("{} \"{}\" is invalid: {}", qualified_kind, name, aggregate(errs)),
+            message: format!(
+                "{} \"{}\" is invalid: {}",
+                qualified_kind,
+                name,
+                aggregate(errs)
+            ),
             details: Some(d),
         }
     }
@@ -227,7 +266,13 @@ impl Status {
 
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.code, self.reason.as_str(), self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code,
+            self.reason.as_str(),
+            self.message
+        )
     }
 }
 
@@ -257,8 +302,17 @@ mod tests {
 
     #[test]
     fn not_found_names_qualified_resource() {
-        let s = Status::not_found(GroupResource { group: "apps", resource: "deployments" }, "web");
+        let s = Status::not_found(
+            GroupResource {
+                group: "apps",
+                resource: "deployments",
+            },
+            "web",
+        );
         assert_eq!(s.message, "deployments.apps \"web\" not found");
-        assert_eq!(s.to_json()["details"], json!({"name": "web", "group": "apps", "kind": "deployments"}));
+        assert_eq!(
+            s.to_json()["details"],
+            json!({"name": "web", "group": "apps", "kind": "deployments"})
+        );
     }
 }
