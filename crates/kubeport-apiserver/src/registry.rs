@@ -858,6 +858,7 @@ impl Registry {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub async fn patch(
         &self,
         info: &ResourceInfo,

@@ -318,7 +318,7 @@ mod tests {
     fn aggregates_several_in_brackets() {
         let a = FieldError::required("a".into(), "");
         let b = FieldError::required("b".into(), "");
-        assert_eq!(aggregate(&[a.clone()]), "a: Required value");
+        assert_eq!(aggregate(std::slice::from_ref(&a)), "a: Required value");
         assert_eq!(
             aggregate(&[a.clone(), b, a]),
             "[a: Required value, b: Required value]"

@@ -117,7 +117,7 @@ fn concurrent_creates_get_distinct_values_from_the_upper_band() {
     require_kubectl!();
     let s = TestServer::start();
     // 200 Services created concurrently through the API (kubectl create service), some explicit.
-    let threads: Vec<_> = (0..8)
+    let threads: Vec<_> = (0..8u32)
         .map(|t| {
             let home = s.home.clone();
             let kubeconfig = s.kubeconfig.clone();
@@ -132,7 +132,7 @@ fn concurrent_creates_get_distinct_values_from_the_upper_band() {
                         name,
                         "--tcp=80:80".into(),
                     ];
-                    if n % 10 == 0 {
+                    if n.is_multiple_of(10) {
                         args.push(format!("--node-port={}", 30001 + n / 10));
                     }
                     let out = std::process::Command::new(kubectl_path().unwrap())
@@ -172,7 +172,7 @@ fn concurrent_creates_get_distinct_values_from_the_upper_band() {
         assert!(ips.insert(ip.clone()), "duplicate clusterIP {ip}");
         let name = i["metadata"]["name"].as_str().unwrap();
         let n: u64 = name[1..].parse().unwrap();
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             assert_eq!(np, 30001 + n / 10);
         } else {
             // Automatic nodePorts come from the upper band (above 30000 + 86) while it has room.
@@ -293,9 +293,7 @@ fn kill_9_during_create_storm_leaves_no_duplicates() {
     let mut s = TestServer::start();
     let mut storm = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "i=0; while [ $i -lt 400 ]; do kubectl create service nodeport storm$i --tcp=80:80 >/dev/null 2>&1 && echo storm$i; i=$((i+1)); done"
-        ))
+        .arg("i=0; while [ $i -lt 400 ]; do kubectl create service nodeport storm$i --tcp=80:80 >/dev/null 2>&1 && echo storm$i; i=$((i+1)); done")
         .env("HOME", &s.home)
         .env("KUBECONFIG", &s.kubeconfig)
         .stdout(std::process::Stdio::piped())
