@@ -60,6 +60,8 @@ impl ServerConfig {
 /// A started server: its address and a handle to stop it.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// An admin kubeconfig for in-process clients (controllers), always written.
+    pub admin_kubeconfig: PathBuf,
     pub registry: Arc<Registry>,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -131,15 +133,17 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     lifecycle::bootstrap(&registry, advertise, addr.port()).await?;
     lifecycle::spawn_background(registry.clone());
 
+    let (cert, key) = pki.issue_client_cert("kubernetes-admin", &["system:masters"])?;
+    let entry = kubeport_pki::KubeconfigEntry {
+        name: "kubeport".into(),
+        server: format!("https://{}", SocketAddr::new(advertise, addr.port())),
+        ca_pem: pki.ca_cert_pem.clone(),
+        client_cert_pem: cert,
+        client_key_pem: key,
+    };
+    let admin_kubeconfig = cfg.data_dir.join("admin.kubeconfig");
+    kubeport_pki::write_kubeconfig(&admin_kubeconfig, &entry)?;
     if let Some(path) = &cfg.kubeconfig_out {
-        let (cert, key) = pki.issue_client_cert("kubernetes-admin", &["system:masters"])?;
-        let entry = kubeport_pki::KubeconfigEntry {
-            name: "kubeport".into(),
-            server: format!("https://{}", SocketAddr::new(advertise, addr.port())),
-            ca_pem: pki.ca_cert_pem.clone(),
-            client_cert_pem: cert,
-            client_key_pem: key,
-        };
         kubeport_pki::write_kubeconfig(path, &entry)?;
     }
 
@@ -200,6 +204,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<RunningServer> {
     });
     Ok(RunningServer {
         addr,
+        admin_kubeconfig,
         registry,
         shutdown: shutdown_tx,
         task,

@@ -17,8 +17,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane (API server) in the foreground.
+    /// Run the control plane (API server and controllers) in the foreground.
     Server(ServerArgs),
+    #[command(flatten)]
+    Lab(kubeport_lab::LabCommand),
+    /// Run a node agent (a minimal kubelet) for one node.
+    Agent(kubeport_agent::AgentArgs),
+    /// Run the node service proxy (a kube-proxy replacement).
+    Proxy(kubeport_proxy::ProxyArgs),
 }
 
 #[derive(clap::Args)]
@@ -41,6 +47,10 @@ struct ServerArgs {
     /// Address advertised in kubeconfigs and the `kubernetes` endpoints.
     #[arg(long)]
     advertise_address: Option<IpAddr>,
+    /// Controllers to run, as kube-controller-manager's flag: `*` for all, `-name` to turn
+    /// one off (e.g. `*,-scheduler`), or an empty string for none.
+    #[arg(long, default_value = "*")]
+    controllers: String,
 }
 
 fn init_tracing() {
@@ -79,6 +89,17 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     cfg.advertise_address = args.advertise_address;
     let server = kubeport_apiserver::start(cfg).await?;
     eprintln!("kubeport API server listening on https://{}", server.addr);
+    let controllers = if args.controllers.trim().is_empty() {
+        None
+    } else {
+        let client = kube_client(&server.admin_kubeconfig).await?;
+        let opts = kubeport_controllers::ControllerOptions::from_flag(&args.controllers);
+        Some(tokio::spawn(async move {
+            if let Err(e) = kubeport_controllers::run(client, opts).await {
+                tracing::error!("controllers stopped: {e:#}");
+            }
+        }))
+    };
     if let Some(k) = &args.kubeconfig_out {
         eprintln!(
             "admin kubeconfig written to {}; use: kubectl --kubeconfig {} get ns",
@@ -88,8 +109,22 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     }
     wait_for_signal().await;
     eprintln!("shutting down");
+    if let Some(c) = controllers {
+        c.abort();
+    }
     server.shutdown().await;
     Ok(())
+}
+
+/// A kube-rs client from a kubeconfig file's current context.
+async fn kube_client(path: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    Ok(kube::Client::try_from(config)?)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -100,5 +135,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(run_server(args)),
+        Command::Lab(cmd) => kubeport_lab::run(cmd),
+        Command::Agent(args) => rt.block_on(kubeport_agent::run(args)),
+        Command::Proxy(args) => rt.block_on(kubeport_proxy::run(args)),
     }
 }
