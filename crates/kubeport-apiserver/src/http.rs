@@ -469,8 +469,9 @@ impl ApiServer {
                 let rev = self.registry.store.revision();
                 Ok(json_response(200, &self.render_list(info, items, rev, None, Representation::Object, None)))
             }
-            (_, _, Some(Subresource::Log | Subresource::Exec | Subresource::Attach)) => {
-                Err(Status::bad_request("pod logs, exec and attach need a node agent; this server has none for this pod"))
+            (Method::GET, Some(name), Some(sub @ Subresource::Log)) | (Method::GET | Method::POST, Some(name), Some(sub @ (Subresource::Exec | Subresource::Attach))) => {
+                let container = q.get("container").cloned();
+                crate::nodeproxy::forward(&self.registry, ns.unwrap_or_default(), name, sub, req, container.as_deref()).await
             }
             _ => Err(Status::method_not_allowed()),
         }

@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod http;
 pub mod lifecycle;
 pub mod meta;
+pub mod nodeproxy;
 pub mod registry;
 pub mod resources;
 pub mod selectors;

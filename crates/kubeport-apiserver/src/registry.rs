@@ -1043,28 +1043,24 @@ impl Registry {
                 if info.kind == "Namespace" {
                     new["status"]["phase"] = json!("Terminating");
                 }
-                if grace == 0 && finalizers.is_empty() && !namespace_pending {
-                    // Second delete with gracePeriod 0 of a graceful pod: remove now.
-                } else {
-                    if same_content(&new, &obj) {
-                        return Ok(obj);
-                    }
-                    match self
-                        .store
-                        .update(
-                            &info.key(ns, name),
-                            encode_for_store(&new),
-                            Some(current.mod_revision),
-                        )
-                        .await
-                    {
-                        Ok(rec) => return Ok(decode_record(&rec)),
-                        Err(StoreError::Conflict { .. }) => continue,
-                        Err(e) => return Err(store_error(info, name, e)),
-                    }
+                if same_content(&new, &obj) {
+                    return Ok(obj);
+                }
+                match self
+                    .store
+                    .update(
+                        &info.key(ns, name),
+                        encode_for_store(&new),
+                        Some(current.mod_revision),
+                    )
+                    .await
+                {
+                    Ok(rec) => return Ok(decode_record(&rec)),
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(store_error(info, name, e)),
                 }
             }
-            let is_service = info.kind == "Service" && info.group.is_empty();
+            let is_service = is_service(info);
             let guard = if is_service {
                 Some(self.services.lock().await)
             } else {

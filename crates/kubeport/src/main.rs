@@ -25,6 +25,8 @@ enum Command {
     Agent(kubeport_agent::AgentArgs),
     /// Run the node service proxy (a kube-proxy replacement).
     Proxy(kubeport_proxy::ProxyArgs),
+    /// The articles' NodePort walkthrough on a local 3-node lab (the README's main command).
+    Demo(kubeport_demo::DemoArgs),
     /// Built-in stand-in for the agnhost test image (`netexec`, `serve-hostname`).
     Agnhost(kubeport_agent::AgnhostArgs),
 }
@@ -140,6 +142,7 @@ fn main() -> anyhow::Result<()> {
         Command::Lab(cmd) => kubeport_lab::run(cmd),
         Command::Agent(args) => rt.block_on(kubeport_agent::run(args)),
         Command::Proxy(args) => rt.block_on(kubeport_proxy::run(args)),
+        Command::Demo(args) => kubeport_demo::run(args),
         Command::Agnhost(args) => rt.block_on(kubeport_agent::run_agnhost(args)),
     }
 }
