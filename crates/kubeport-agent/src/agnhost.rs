@@ -147,7 +147,11 @@ async fn serve_hostname(args: &[String]) -> anyhow::Result<()> {
                 (headers, name)
             }
         });
-        tasks.spawn(async move { axum::serve(listener, app).await.map_err(anyhow::Error::from) });
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .map_err(anyhow::Error::from)
+        });
     }
     match tasks.join_next().await {
         Some(Ok(r)) => r,
@@ -190,9 +194,12 @@ async fn netexec(args: &[String]) -> anyhow::Result<()> {
         eprintln!("Started HTTP server on port {http_port}");
         let app = netexec_router();
         tasks.spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .await
-                .map_err(anyhow::Error::from)
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .map_err(anyhow::Error::from)
         });
     }
     match tasks.join_next().await {
@@ -207,7 +214,12 @@ pub fn netexec_router() -> Router {
     Router::new()
         .route(
             "/",
-            get(|| async { format!("NOW: {}", chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.9f %z %Z")) }),
+            get(|| async {
+                format!(
+                    "NOW: {}",
+                    chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.9f %z %Z")
+                )
+            }),
         )
         .route("/hostname", get(|| async { hostname() }))
         .route(
@@ -218,7 +230,11 @@ pub fn netexec_router() -> Router {
             "/echo",
             get(|Query(q): Query<HashMap<String, String>>| async move {
                 let msg = q.get("msg").cloned().unwrap_or_default();
-                match q.get("code").and_then(|c| c.parse::<u16>().ok()).and_then(|c| StatusCode::from_u16(c).ok()) {
+                match q
+                    .get("code")
+                    .and_then(|c| c.parse::<u16>().ok())
+                    .and_then(|c| StatusCode::from_u16(c).ok())
+                {
                     Some(code) => (code, msg).into_response(),
                     None => msg.into_response(),
                 }
@@ -227,14 +243,16 @@ pub fn netexec_router() -> Router {
         .route("/healthz", get(|| async { StatusCode::OK }))
         .route(
             "/header",
-            get(|Query(q): Query<HashMap<String, String>>, headers: HeaderMap| async move {
-                let key = q.get("key").cloned().unwrap_or_default();
-                headers
-                    .get(key.as_str())
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string()
-            }),
+            get(
+                |Query(q): Query<HashMap<String, String>>, headers: HeaderMap| async move {
+                    let key = q.get("key").cloned().unwrap_or_default();
+                    headers
+                        .get(key.as_str())
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                },
+            ),
         )
         .route(
             "/exit",
@@ -259,7 +277,11 @@ mod tests {
 
     #[test]
     fn go_flag_forms() {
-        let f = GoFlags::parse(&s(&["--http-port=9000", "-udp-port", "0", "--tcp"]), &["tcp"]).unwrap();
+        let f = GoFlags::parse(
+            &s(&["--http-port=9000", "-udp-port", "0", "--tcp"]),
+            &["tcp"],
+        )
+        .unwrap();
         assert_eq!(f.int("http-port", 8080).unwrap(), 9000);
         assert_eq!(f.int("udp-port", 8081).unwrap(), 0);
         assert!(f.bool("tcp", false).unwrap());
@@ -283,9 +305,12 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            axum::serve(listener, netexec_router().into_make_service_with_connect_info::<SocketAddr>())
-                .await
-                .unwrap();
+            axum::serve(
+                listener,
+                netexec_router().into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         let get = |path: &str| {
             let path = path.to_string();
@@ -293,17 +318,27 @@ mod tests {
                 use tokio::io::AsyncReadExt;
                 let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
                 let local = c.local_addr().unwrap();
-                c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-                    .await
-                    .unwrap();
+                c.write_all(
+                    format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await
+                .unwrap();
                 let mut out = String::new();
                 c.read_to_string(&mut out).await.unwrap();
                 let (head, body) = out.split_once("\r\n\r\n").unwrap();
-                (head.lines().next().unwrap().to_string(), body.to_string(), local)
+                (
+                    head.lines().next().unwrap().to_string(),
+                    body.to_string(),
+                    local,
+                )
             }
         };
         let (status, body, _) = get("/echo?msg=hello").await;
-        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "hello"));
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", "hello")
+        );
         let (_, body, local) = get("/clientip").await;
         assert_eq!(body, local.to_string());
         let (_, body, _) = get("/hostname").await;

@@ -77,8 +77,12 @@ pub fn expand(input: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
 pub fn service_env_vars(services: &[Service]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for svc in services {
-        let Some(spec) = svc.spec.as_ref() else { continue };
-        let Some(ip) = spec.cluster_ip.as_deref() else { continue };
+        let Some(spec) = svc.spec.as_ref() else {
+            continue;
+        };
+        let Some(ip) = spec.cluster_ip.as_deref() else {
+            continue;
+        };
         if ip.is_empty() || ip == "None" {
             continue;
         }
@@ -96,7 +100,10 @@ pub fn service_env_vars(services: &[Service]) -> Vec<(String, String)> {
         for p in &ports {
             if let Some(pn) = p.name.as_deref().filter(|n| !n.is_empty()) {
                 out.push((
-                    format!("{name}_SERVICE_PORT_{}", pn.to_uppercase().replace('-', "_")),
+                    format!(
+                        "{name}_SERVICE_PORT_{}",
+                        pn.to_uppercase().replace('-', "_")
+                    ),
                     p.port.to_string(),
                 ));
             }
@@ -220,7 +227,8 @@ fn resource_value(
             "limits" => res.and_then(|r| r.limits.as_ref()),
             _ => res.and_then(|r| r.requests.as_ref()),
         };
-        map.and_then(|m| m.get(name)).and_then(|q| parse_quantity(&q.0))
+        map.and_then(|m| m.get(name))
+            .and_then(|q| parse_quantity(&q.0))
     };
     let (which, name) = resource
         .split_once('.')
@@ -237,7 +245,11 @@ fn resource_value(
             .or_else(|| get("limits", "memory"))
             .unwrap_or(0.0),
         ("requests", "ephemeral-storage") => get("requests", "ephemeral-storage").unwrap_or(0.0),
-        _ => return Err(EnvError(format!("unsupported container resource: {resource}"))),
+        _ => {
+            return Err(EnvError(format!(
+                "unsupported container resource: {resource}"
+            )))
+        }
     };
     let divisor = divisor
         .and_then(|d| parse_quantity(&d.0))
@@ -255,7 +267,8 @@ fn resource_value(
 fn is_env_var_name(n: &str) -> bool {
     !n.is_empty()
         && !n.as_bytes()[0].is_ascii_digit()
-        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 /// The container's environment, in definition order (a later definition of a name replaces
@@ -478,11 +491,18 @@ mod tests {
         }
     }
 
-    fn resolve(c: &Container, p: &Pod, cms: &HashMap<String, ConfigMap>) -> Result<Vec<(String, String)>, EnvError> {
+    fn resolve(
+        c: &Container,
+        p: &Pod,
+        cms: &HashMap<String, ConfigMap>,
+    ) -> Result<Vec<(String, String)>, EnvError> {
         let host = ["172.18.0.3".parse().unwrap()];
         let pod_ips = ["10.244.1.2".parse().unwrap()];
         let secrets = HashMap::new();
-        let svc = vec![("KUBERNETES_SERVICE_HOST".to_string(), "10.96.0.1".to_string())];
+        let svc = vec![(
+            "KUBERNETES_SERVICE_HOST".to_string(),
+            "10.96.0.1".to_string(),
+        )];
         let ctx = EnvContext {
             pod: p,
             node_name: "demo-worker",
@@ -548,7 +568,10 @@ mod tests {
         };
         let env = resolve(&c, &pod(), &HashMap::new()).unwrap();
         let names: Vec<_> = env.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, vec!["KUBERNETES_SERVICE_HOST", "POD_NAME", "GREETING"]);
+        assert_eq!(
+            names,
+            vec!["KUBERNETES_SERVICE_HOST", "POD_NAME", "GREETING"]
+        );
         assert_eq!(env[1].1, "override");
         assert_eq!(env[2].1, "hello web-1 $(MISSING) $(POD_NAME)");
     }
@@ -591,7 +614,10 @@ mod tests {
             env: Some(vec![key_ref("mode", None)]),
             ..Default::default()
         };
-        assert_eq!(resolve(&c, &pod(), &cms).unwrap()[1], ("MODE".into(), "fast".into()));
+        assert_eq!(
+            resolve(&c, &pod(), &cms).unwrap()[1],
+            ("MODE".into(), "fast".into())
+        );
         let c = Container {
             name: "c".into(),
             env: Some(vec![key_ref("nope", None)]),
@@ -599,7 +625,9 @@ mod tests {
         };
         assert_eq!(
             resolve(&c, &pod(), &cms),
-            Err(EnvError("couldn't find key nope in ConfigMap dev/cfg".into()))
+            Err(EnvError(
+                "couldn't find key nope in ConfigMap dev/cfg".into()
+            ))
         );
         let c = Container {
             name: "c".into(),
@@ -609,7 +637,10 @@ mod tests {
         assert_eq!(resolve(&c, &pod(), &cms).unwrap().len(), 1);
         assert_eq!(
             resolve(&c, &pod(), &HashMap::new()),
-            Ok(vec![("KUBERNETES_SERVICE_HOST".to_string(), "10.96.0.1".to_string())])
+            Ok(vec![(
+                "KUBERNETES_SERVICE_HOST".to_string(),
+                "10.96.0.1".to_string()
+            )])
         );
     }
 

@@ -69,8 +69,8 @@ impl IpamState {
         for i in 0..span {
             let candidate = first + (start - first + i) % span;
             let ip = Ipv4Addr::from(candidate);
-            if !self.allocations.contains_key(&ip) {
-                self.allocations.insert(ip, uid.to_string());
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.allocations.entry(ip) {
+                slot.insert(uid.to_string());
                 self.last = Some(ip);
                 return Ok(ip);
             }
@@ -126,7 +126,9 @@ mod cidr_text {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ipnet::Ipv4Net, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -269,7 +271,10 @@ mod tests {
         assert_eq!(ipam.allocate("a").unwrap().to_string(), "10.244.0.2");
         let mut again = Ipam::load(&path, cidr("10.244.0.0/24")).unwrap();
         assert_eq!(again.allocate("b").unwrap().to_string(), "10.244.0.3");
-        assert_eq!(again.state().address_of("a"), Some(Ipv4Addr::new(10, 244, 0, 2)));
+        assert_eq!(
+            again.state().address_of("a"),
+            Some(Ipv4Addr::new(10, 244, 0, 2))
+        );
         // Another CIDR starts fresh.
         let other = Ipam::load(&path, cidr("10.244.5.0/24")).unwrap();
         assert!(other.state().allocations.is_empty());

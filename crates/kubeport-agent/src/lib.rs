@@ -46,7 +46,8 @@ pub struct AgentArgs {
     /// This node's pod CIDR (a /24 of the cluster's podSubnet), recorded in Node.spec.podCIDR.
     #[arg(long)]
     pub pod_cidr: ipnet::IpNet,
-    /// Node role: `control-plane` gets kubeadm's label and NoSchedule taint.
+    /// Node role: `control-plane` gets kubeadm's role label (no taint: as in the seeds' kind
+    /// clusters, pods run on the control-plane node too).
     #[arg(long, default_value = "worker")]
     pub role: String,
     /// Extra node labels, `k=v` (repeatable).
@@ -74,9 +75,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 async fn kube_client(path: &std::path::Path) -> anyhow::Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)
         .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
     Ok(kube::Client::try_from(config)?)
 }
 

@@ -160,7 +160,11 @@ pub enum Chunk {
 /// Writes a container instance's output to its log file: whole lines as `F` records, the
 /// unterminated rest when its stream ends. Returns when both streams ended (or all senders
 /// dropped); progress is published for followers.
-pub async fn write_log(path: PathBuf, mut rx: mpsc::Receiver<Chunk>, progress: watch::Sender<Progress>) {
+pub async fn write_log(
+    path: PathBuf,
+    mut rx: mpsc::Receiver<Chunk>,
+    progress: watch::Sender<Progress>,
+) {
     let file = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -226,7 +230,11 @@ pub async fn write_log(path: PathBuf, mut rx: mpsc::Receiver<Chunk>, progress: w
     let mut out = Vec::new();
     for (i, buf) in pending.iter().enumerate() {
         if !buf.is_empty() {
-            let s = if i == 0 { OutStream::Stdout } else { OutStream::Stderr };
+            let s = if i == 0 {
+                OutStream::Stdout
+            } else {
+                OutStream::Stderr
+            };
             out.extend(encode(now, s, true, buf));
         }
     }
@@ -367,14 +375,22 @@ mod tests {
 
     #[test]
     fn record_round_trip_and_go_timestamps() {
-        let line = encode(t("2025-01-02T03:04:05.120Z"), OutStream::Stderr, true, b"a b c");
+        let line = encode(
+            t("2025-01-02T03:04:05.120Z"),
+            OutStream::Stderr,
+            true,
+            b"a b c",
+        );
         assert_eq!(line, b"2025-01-02T03:04:05.120000000Z stderr F a b c\n");
         let r = parse(&line[..line.len() - 1]).unwrap();
         assert_eq!(r.text, b"a b c");
         assert_eq!(r.stream, OutStream::Stderr);
         assert!(r.full);
         assert_eq!(go_rfc3339_nano(r.time), "2025-01-02T03:04:05.12Z");
-        assert_eq!(go_rfc3339_nano(t("2025-01-02T03:04:05Z")), "2025-01-02T03:04:05Z");
+        assert_eq!(
+            go_rfc3339_nano(t("2025-01-02T03:04:05Z")),
+            "2025-01-02T03:04:05Z"
+        );
         assert!(parse(b"garbage").is_none());
     }
 
@@ -386,8 +402,17 @@ mod tests {
             full,
             text: text.as_bytes().to_vec(),
         };
-        let rs = vec![rec("a", true), rec("b1", false), rec("b2", true), rec("c", true)];
-        let texts = |v: Vec<Record>| v.into_iter().map(|r| String::from_utf8(r.text).unwrap()).collect::<Vec<_>>();
+        let rs = vec![
+            rec("a", true),
+            rec("b1", false),
+            rec("b2", true),
+            rec("c", true),
+        ];
+        let texts = |v: Vec<Record>| {
+            v.into_iter()
+                .map(|r| String::from_utf8(r.text).unwrap())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(texts(tail(rs.clone(), 2)), vec!["b1", "b2", "c"]);
         assert_eq!(texts(tail(rs.clone(), 1)), vec!["c"]);
         assert_eq!(texts(tail(rs.clone(), 0)), Vec::<String>::new());
@@ -408,12 +433,34 @@ mod tests {
         let (ptx, prx) = watch::channel(Progress::default());
         let writer = tokio::spawn(write_log(path.clone(), rx, ptx));
         // A follower started before any output sees everything until the end.
-        let follow = read_log(&path, &LogOptions { follow: true, ..Default::default() }, Some(prx.clone()))
-            .await
-            .unwrap();
-        tx.send(Chunk::Data(OutStream::Stdout, Bytes::from_static(b"one\ntw"))).await.unwrap();
-        tx.send(Chunk::Data(OutStream::Stderr, Bytes::from_static(b"err\r\n"))).await.unwrap();
-        tx.send(Chunk::Data(OutStream::Stdout, Bytes::from_static(b"o\nthree"))).await.unwrap();
+        let follow = read_log(
+            &path,
+            &LogOptions {
+                follow: true,
+                ..Default::default()
+            },
+            Some(prx.clone()),
+        )
+        .await
+        .unwrap();
+        tx.send(Chunk::Data(
+            OutStream::Stdout,
+            Bytes::from_static(b"one\ntw"),
+        ))
+        .await
+        .unwrap();
+        tx.send(Chunk::Data(
+            OutStream::Stderr,
+            Bytes::from_static(b"err\r\n"),
+        ))
+        .await
+        .unwrap();
+        tx.send(Chunk::Data(
+            OutStream::Stdout,
+            Bytes::from_static(b"o\nthree"),
+        ))
+        .await
+        .unwrap();
         tx.send(Chunk::Eof(OutStream::Stdout)).await.unwrap();
         tx.send(Chunk::Eof(OutStream::Stderr)).await.unwrap();
         writer.await.unwrap();
@@ -422,15 +469,48 @@ mod tests {
 
         let all = read_log(&path, &LogOptions::default(), None).await.unwrap();
         assert_eq!(collect(all).await, "one\nerr\ntwo\nthree\n");
-        let tail2 = read_log(&path, &LogOptions { tail_lines: Some(2), ..Default::default() }, None).await.unwrap();
+        let tail2 = read_log(
+            &path,
+            &LogOptions {
+                tail_lines: Some(2),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(collect(tail2).await, "two\nthree\n");
-        let limited = read_log(&path, &LogOptions { limit_bytes: Some(6), ..Default::default() }, None).await.unwrap();
+        let limited = read_log(
+            &path,
+            &LogOptions {
+                limit_bytes: Some(6),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(collect(limited).await, "one\ner");
-        let stamped = collect(read_log(&path, &LogOptions { timestamps: true, tail_lines: Some(1), ..Default::default() }, None).await.unwrap()).await;
+        let stamped = collect(
+            read_log(
+                &path,
+                &LogOptions {
+                    timestamps: true,
+                    tail_lines: Some(1),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap(),
+        )
+        .await;
         let (ts, rest) = stamped.split_once(' ').unwrap();
         assert_eq!(rest, "three\n");
         assert!(ts.ends_with('Z') && ts.contains('T'), "{ts}");
-        let missing = read_log(&dir.path().join("none.log"), &LogOptions::default(), None).await.unwrap();
+        let missing = read_log(&dir.path().join("none.log"), &LogOptions::default(), None)
+            .await
+            .unwrap();
         assert_eq!(collect(missing).await, "");
     }
 }

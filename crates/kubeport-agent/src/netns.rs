@@ -54,7 +54,9 @@ async fn ip(args: &[&str], stdin: Option<&str>, mount_ns: Option<&Path>) -> anyh
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let ns_file = match mount_ns {
-        Some(p) => Some(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?),
+        Some(p) => {
+            Some(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?)
+        }
         None => None,
     };
     if let Some(f) = &ns_file {
@@ -105,7 +107,10 @@ impl NodeNetwork {
                  (ip netns exec NODE kubeport agent ...), not in the host's"
             );
         }
-        if ip(&["link", "show", "dev", BRIDGE], None, None).await.is_err() {
+        if ip(&["link", "show", "dev", BRIDGE], None, None)
+            .await
+            .is_err()
+        {
             ip(&["link", "add", BRIDGE, "type", "bridge"], None, None).await?;
         }
         let addr = format!("{}/{}", self.gateway, self.prefix_len);
@@ -130,7 +135,12 @@ impl NodeNetwork {
         ip_addr: Ipv4Addr,
     ) -> anyhow::Result<()> {
         let _ = self.delete_pod_network(netns, veth).await;
-        ip(&["netns", "add", netns], None, self.host_mount_ns.as_deref()).await?;
+        ip(
+            &["netns", "add", netns],
+            None,
+            self.host_mount_ns.as_deref(),
+        )
+        .await?;
         let node_side = format!(
             "link add {veth} type veth peer name eth0 netns {netns}\n\
              link set {veth} master {BRIDGE} up\n"
@@ -152,7 +162,12 @@ impl NodeNetwork {
     pub async fn delete_pod_network(&self, netns: &str, veth: &str) -> anyhow::Result<()> {
         let mut result = Ok(());
         if Self::netns_path(netns).exists() {
-            result = ip(&["netns", "delete", netns], None, self.host_mount_ns.as_deref()).await;
+            result = ip(
+                &["netns", "delete", netns],
+                None,
+                self.host_mount_ns.as_deref(),
+            )
+            .await;
         }
         // The veth goes with the namespace unless a process still holds it.
         let _ = ip(&["link", "delete", veth], None, None).await;
@@ -160,9 +175,24 @@ impl NodeNetwork {
     }
 }
 
+/// The start of every pod network namespace name of a `--netns-prefix` (the prefix and a
+/// dash, which the prefix may already end with).
+fn name_start(prefix: &str) -> String {
+    if prefix.ends_with('-') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}-")
+    }
+}
+
+/// The network namespace name of a pod: `<prefix>-<short uid>`.
+pub fn pod_netns_name(prefix: &str, uid: &str) -> String {
+    format!("{}{}", name_start(prefix), short_uid(uid))
+}
+
 /// Network namespaces named `<prefix>-...`.
 pub fn list_pod_netns(prefix: &str) -> Vec<String> {
-    let want = format!("{prefix}-");
+    let want = name_start(prefix);
     std::fs::read_dir(NETNS_DIR)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -197,5 +227,7 @@ mod tests {
         assert_eq!(short_uid(uid), "3f2504e0");
         assert_eq!(veth_name(uid), "veth3f2504e0");
         assert!(veth_name(uid).len() <= 15);
+        assert_eq!(pod_netns_name("demo-worker", uid), "demo-worker-3f2504e0");
+        assert_eq!(pod_netns_name("kp-1a2b3c-0-", uid), "kp-1a2b3c-0-3f2504e0");
     }
 }

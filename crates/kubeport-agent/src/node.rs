@@ -79,7 +79,11 @@ fn uname() -> (String, String) {
         return (String::new(), String::new());
     }
     let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     (field(&u.release), field(&u.machine))
@@ -133,13 +137,19 @@ impl MachineInfo {
 /// The Node's labels: kubelet's well-known ones, the control-plane role, and extra labels.
 pub fn node_labels(id: &NodeIdentity, machine: &MachineInfo) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
-    labels.insert("beta.kubernetes.io/arch".into(), machine.architecture.clone());
+    labels.insert(
+        "beta.kubernetes.io/arch".into(),
+        machine.architecture.clone(),
+    );
     labels.insert("beta.kubernetes.io/os".into(), "linux".into());
     labels.insert("kubernetes.io/arch".into(), machine.architecture.clone());
     labels.insert("kubernetes.io/hostname".into(), id.name.clone());
     labels.insert("kubernetes.io/os".into(), "linux".into());
     if id.control_plane {
-        labels.insert("node-role.kubernetes.io/control-plane".into(), String::new());
+        labels.insert(
+            "node-role.kubernetes.io/control-plane".into(),
+            String::new(),
+        );
     }
     for (k, v) in &id.extra_labels {
         labels.insert(k.clone(), v.clone());
@@ -153,7 +163,9 @@ pub fn parse_labels(items: &[String]) -> anyhow::Result<BTreeMap<String, String>
         .iter()
         .map(|s| match s.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(anyhow::anyhow!("invalid --node-label {s:?}: expected key=value")),
+            _ => Err(anyhow::anyhow!(
+                "invalid --node-label {s:?}: expected key=value"
+            )),
         })
         .collect()
 }
@@ -198,7 +210,12 @@ fn conditions(
             "KubeletHasSufficientPID",
             "kubelet has sufficient PID available",
         ),
-        ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        (
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status",
+        ),
     ];
     list.iter()
         .map(|(kind, status, reason, message)| {
@@ -293,7 +310,10 @@ pub async fn register(
     machine: &MachineInfo,
 ) -> anyhow::Result<String> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let node = match nodes.create(&PostParams::default(), &node_object(id, machine)).await {
+    let node = match nodes
+        .create(&PostParams::default(), &node_object(id, machine))
+        .await
+    {
         Ok(n) => n,
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let patch = serde_json::json!({
@@ -325,7 +345,11 @@ async fn post_status(
         .await
 }
 
-async fn renew_lease(client: &kube::Client, id: &NodeIdentity, node_uid: &str) -> Result<(), kube::Error> {
+async fn renew_lease(
+    client: &kube::Client,
+    id: &NodeIdentity,
+    node_uid: &str,
+) -> Result<(), kube::Error> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let now = MicroTime(crate::status::to_time(Utc::now()).0);
     match leases.get_opt(&id.name).await? {
@@ -334,7 +358,9 @@ async fn renew_lease(client: &kube::Client, id: &NodeIdentity, node_uid: &str) -
             spec.holder_identity = Some(id.name.clone());
             spec.lease_duration_seconds = Some(40);
             spec.renew_time = Some(now);
-            leases.replace(&id.name, &PostParams::default(), &lease).await?;
+            leases
+                .replace(&id.name, &PostParams::default(), &lease)
+                .await?;
         }
         None => {
             let lease = Lease {
@@ -366,7 +392,12 @@ async fn renew_lease(client: &kube::Client, id: &NodeIdentity, node_uid: &str) -
 }
 
 /// Keeps the Lease and the Node status fresh; re-registers the Node if it was deleted.
-pub async fn heartbeat(client: kube::Client, id: NodeIdentity, machine: MachineInfo, mut node_uid: String) {
+pub async fn heartbeat(
+    client: kube::Client,
+    id: NodeIdentity,
+    machine: MachineInfo,
+    mut node_uid: String,
+) {
     let mut since_status = Duration::ZERO;
     loop {
         if let Err(e) = renew_lease(&client, &id, &node_uid).await {
@@ -444,22 +475,42 @@ mod tests {
         let now = Utc::now();
         let s = node_status(&id(false), &machine(), now, None);
         let json = serde_json::to_value(&s).unwrap();
-        assert_eq!(json["addresses"][0], serde_json::json!({"type": "InternalIP", "address": "172.18.0.2"}));
+        assert_eq!(
+            json["addresses"][0],
+            serde_json::json!({"type": "InternalIP", "address": "172.18.0.2"})
+        );
         assert_eq!(json["addresses"][1]["type"], "Hostname");
         assert_eq!(json["capacity"]["pods"], "110");
         assert_eq!(json["capacity"]["cpu"], "2");
         assert_eq!(json["capacity"]["memory"], "8388608Ki");
         assert_eq!(json["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
         assert_eq!(json["nodeInfo"]["kubeletVersion"], "v1.33.1");
-        assert!(json["nodeInfo"]["containerRuntimeVersion"].as_str().unwrap().starts_with("kubeport://"));
-        let ready = s.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").unwrap();
+        assert!(json["nodeInfo"]["containerRuntimeVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("kubeport://"));
+        let ready = s
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(ready.status, "True");
         assert_eq!(ready.reason.as_deref(), Some("KubeletReady"));
-        assert_eq!(ready.message.as_deref(), Some("kubelet is posting ready status"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("kubelet is posting ready status")
+        );
         // Transition times survive the next report.
         let later = now + chrono::Duration::seconds(60);
         let again = node_status(&id(false), &machine(), later, s.conditions.as_deref());
-        let ready2 = again.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        let ready2 = again
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(ready2.last_transition_time, Some(to_time(now)));
         assert_eq!(ready2.last_heartbeat_time, Some(to_time(later)));
     }

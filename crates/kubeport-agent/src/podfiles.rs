@@ -88,8 +88,8 @@ pub fn resolv_conf(pod: &Pod, cluster_dns: Option<IpAddr>, cluster_domain: &str)
     let mut nameservers: Vec<String> = Vec::new();
     let mut searches: Vec<String> = Vec::new();
     let mut options: Vec<(String, Option<String>)> = Vec::new();
-    let cluster_first = policy == "ClusterFirstWithHostNet"
-        || (policy == "ClusterFirst" && !host_network);
+    let cluster_first =
+        policy == "ClusterFirstWithHostNet" || (policy == "ClusterFirst" && !host_network);
     if cluster_first {
         if let Some(dns) = cluster_dns {
             nameservers.push(dns.to_string());
@@ -312,7 +312,10 @@ mod tests {
             hostnames: Some(vec!["foo.local".into(), "bar.local".into()]),
         }]);
         let h = hosts_file(&p, &ips, "cluster.local");
-        assert!(h.contains("10.244.1.2\tdb-0.db.dev.svc.cluster.local\tdb-0\n"), "{h}");
+        assert!(
+            h.contains("10.244.1.2\tdb-0.db.dev.svc.cluster.local\tdb-0\n"),
+            "{h}"
+        );
         assert!(h.ends_with("\n# Entries added by HostAliases.\n10.0.0.9\tfoo.local\tbar.local\n"));
         assert_eq!(pod_hostname(&p), "db-0");
     }

@@ -203,8 +203,16 @@ pub async fn network_probe(
             .and_then(|h| h.parse::<IpAddr>().ok())
             .unwrap_or(pod_ip);
         let addr = SocketAddr::new(ip, port);
-        let path = h.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
-        let path = if path.starts_with('/') { path } else { format!("/{path}") };
+        let path = h
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
         let headers: Vec<(String, String)> = h
             .http_headers
             .iter()
@@ -249,13 +257,16 @@ mod tests {
     #[test]
     fn defaults() {
         let t = ProbeTiming::of(&Probe::default());
-        assert_eq!(t, ProbeTiming {
-            initial_delay: Duration::ZERO,
-            period: Duration::from_secs(10),
-            timeout: Duration::from_secs(1),
-            success_threshold: 1,
-            failure_threshold: 3,
-        });
+        assert_eq!(
+            t,
+            ProbeTiming {
+                initial_delay: Duration::ZERO,
+                period: Duration::from_secs(10),
+                timeout: Duration::from_secs(1),
+                success_threshold: 1,
+                failure_threshold: 3,
+            }
+        );
     }
 
     #[test]
@@ -305,7 +316,10 @@ mod tests {
             }]),
             ..Default::default()
         };
-        assert_eq!(resolve_port(&IntOrString::String("http".into()), &c), Ok(8080));
+        assert_eq!(
+            resolve_port(&IntOrString::String("http".into()), &c),
+            Ok(8080)
+        );
         assert_eq!(resolve_port(&IntOrString::Int(81), &c), Ok(81));
         assert_eq!(
             resolve_port(&IntOrString::String("grpc".into()), &c),

@@ -71,7 +71,10 @@ pub fn spawn(launch: &Launch, mode: StdioMode) -> io::Result<Spawned> {
     let netns = std::fs::File::open(&launch.ns.netns).map_err(|e| {
         io::Error::new(
             e.kind(),
-            format!("opening network namespace {}: {e}", launch.ns.netns.display()),
+            format!(
+                "opening network namespace {}: {e}",
+                launch.ns.netns.display()
+            ),
         )
     })?;
     let binds: Vec<(CString, CString)> = launch
@@ -220,7 +223,7 @@ fn set_flags(fd: RawFd) -> io::Result<()> {
 pub fn open_pty() -> io::Result<(PtyMaster, OwnedFd)> {
     let mut master: RawFd = -1;
     let mut slave: RawFd = -1;
-    let mut size = libc::winsize {
+    let size = libc::winsize {
         ws_row: 24,
         ws_col: 80,
         ws_xpixel: 0,
@@ -233,7 +236,7 @@ pub fn open_pty() -> io::Result<(PtyMaster, OwnedFd)> {
             &mut slave,
             std::ptr::null_mut(),
             std::ptr::null(),
-            &mut size,
+            &size,
         ))?;
     }
     // SAFETY: openpty returned two fresh descriptors we now own.
@@ -243,7 +246,11 @@ pub fn open_pty() -> io::Result<(PtyMaster, OwnedFd)> {
     // SAFETY: fcntl on our descriptor.
     unsafe {
         let flags = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
-        check(libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+        check(libc::fcntl(
+            master.as_raw_fd(),
+            libc::F_SETFL,
+            flags | libc::O_NONBLOCK,
+        ))?;
     }
     // SAFETY: the AsyncFd owns the descriptor for its whole life.
     let fd = unsafe { AsyncFd::register(master) }.map_err(io::Error::from)?;
@@ -259,7 +266,13 @@ impl PtyMaster {
             ws_ypixel: 0,
         };
         // SAFETY: TIOCSWINSZ reads a winsize from the pointer.
-        unsafe { check(libc::ioctl(self.fd.as_raw_fd(), libc::TIOCSWINSZ as _, &size)) }
+        unsafe {
+            check(libc::ioctl(
+                self.fd.as_raw_fd(),
+                libc::TIOCSWINSZ as _,
+                &size,
+            ))
+        }
     }
 
     fn poll_read_buf(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
@@ -325,13 +338,21 @@ impl PtyMaster {
 pub struct PtyIo(pub Arc<PtyMaster>);
 
 impl AsyncRead for PtyIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.0.poll_read_buf(cx, buf)
     }
 }
 
 impl AsyncWrite for PtyIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.0.poll_write_buf(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -346,7 +367,11 @@ impl AsyncWrite for PtyIo {
 pub struct ClosingWriter<W>(pub Option<W>);
 
 impl<W: AsyncWrite + Unpin> AsyncWrite for ClosingWriter<W> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.0.as_mut() {
             Some(w) => Pin::new(w).poll_write(cx, buf),
             None => Poll::Ready(Err(io::Error::from(io::ErrorKind::BrokenPipe))),
@@ -374,9 +399,18 @@ mod tests {
     #[test]
     fn exit_codes_follow_the_shell_convention() {
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(exit_code(std::process::ExitStatus::from_raw(3 << 8)), (3, None));
-        assert_eq!(exit_code(std::process::ExitStatus::from_raw(libc::SIGKILL)), (137, Some(9)));
-        assert_eq!(exit_code(std::process::ExitStatus::from_raw(libc::SIGTERM)), (143, Some(15)));
+        assert_eq!(
+            exit_code(std::process::ExitStatus::from_raw(3 << 8)),
+            (3, None)
+        );
+        assert_eq!(
+            exit_code(std::process::ExitStatus::from_raw(libc::SIGKILL)),
+            (137, Some(9))
+        );
+        assert_eq!(
+            exit_code(std::process::ExitStatus::from_raw(libc::SIGTERM)),
+            (143, Some(15))
+        );
     }
 
     #[test]

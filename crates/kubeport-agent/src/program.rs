@@ -115,8 +115,7 @@ pub fn select(
         argv.extend(args.iter().cloned());
         return Program::Command(argv);
     }
-    if is_nginx(&repo)
-        && (args.is_empty() || matches!(basename(&args[0]), "nginx" | "nginx-debug"))
+    if is_nginx(&repo) && (args.is_empty() || matches!(basename(&args[0]), "nginx" | "nginx-debug"))
     {
         let port = container
             .ports
@@ -179,7 +178,10 @@ mod tests {
         assert_eq!(image_repository("nginx"), "nginx");
         assert_eq!(image_repository("nginx:1.27.0"), "nginx");
         assert_eq!(image_repository("docker.io/library/nginx:latest"), "nginx");
-        assert_eq!(image_repository("curlimages/curl:latest"), "curlimages/curl");
+        assert_eq!(
+            image_repository("curlimages/curl:latest"),
+            "curlimages/curl"
+        );
         assert_eq!(
             image_repository("registry.k8s.io/e2e-test-images/agnhost:2.53"),
             "registry.k8s.io/e2e-test-images/agnhost"
@@ -189,7 +191,10 @@ mod tests {
             "localhost:5000/nginx"
         );
         assert_eq!(normalized_image("nginx"), "docker.io/library/nginx:latest");
-        assert_eq!(normalized_image("curlimages/curl:8.1"), "docker.io/curlimages/curl:8.1");
+        assert_eq!(
+            normalized_image("curlimages/curl:8.1"),
+            "docker.io/curlimages/curl:8.1"
+        );
         assert_eq!(
             normalized_image("registry.k8s.io/e2e-test-images/agnhost:2.53"),
             "registry.k8s.io/e2e-test-images/agnhost:2.53"
@@ -199,13 +204,19 @@ mod tests {
     #[test]
     fn nginx_uses_first_container_port_or_80() {
         let c = container("nginx:latest");
-        assert_eq!(select(&c, &[], &[], &nothing_on_path), Program::Nginx { port: 80 });
+        assert_eq!(
+            select(&c, &[], &[], &nothing_on_path),
+            Program::Nginx { port: 80 }
+        );
         let mut c = container("docker.io/library/nginx:1.27");
         c.ports = Some(vec![ContainerPort {
             container_port: 8080,
             ..Default::default()
         }]);
-        assert_eq!(select(&c, &[], &[], &nothing_on_path), Program::Nginx { port: 8080 });
+        assert_eq!(
+            select(&c, &[], &[], &nothing_on_path),
+            Program::Nginx { port: 8080 }
+        );
         // A command overrides the image.
         assert_eq!(
             select(&c, &s(&["sh", "-c"]), &s(&["echo hi"]), &nothing_on_path),
@@ -217,11 +228,21 @@ mod tests {
     fn agnhost_args_or_agnhost_command() {
         let c = container("registry.k8s.io/e2e-test-images/agnhost:2.39");
         assert_eq!(
-            select(&c, &[], &s(&["netexec", "--http-port=8080"]), &nothing_on_path),
+            select(
+                &c,
+                &[],
+                &s(&["netexec", "--http-port=8080"]),
+                &nothing_on_path
+            ),
             Program::Agnhost(s(&["netexec", "--http-port=8080"]))
         );
         assert_eq!(
-            select(&c, &s(&["/agnhost", "serve-hostname"]), &[], &nothing_on_path),
+            select(
+                &c,
+                &s(&["/agnhost", "serve-hostname"]),
+                &[],
+                &nothing_on_path
+            ),
             Program::Agnhost(s(&["serve-hostname"]))
         );
     }

@@ -53,7 +53,10 @@ impl Default for Backoff {
 impl Backoff {
     /// kubelet's values, or the scaled ones from `KUBEPORT_AGENT_BACKOFF_BASE_MS`.
     pub fn from_env() -> Self {
-        match std::env::var(BACKOFF_ENV).ok().and_then(|v| v.parse::<u64>().ok()) {
+        match std::env::var(BACKOFF_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
             Some(ms) => Backoff {
                 base: Duration::from_millis(ms),
                 max: Duration::from_millis(ms.saturating_mul(30)),

@@ -74,6 +74,9 @@ pub struct Runtime {
     pub cfg: Arc<RuntimeConfig>,
     client: kube::Client,
     pods: Mutex<HashMap<String, PodEntry>>,
+    /// Pods whose worker finished (removed from the API by the agent): a late watch event
+    /// must not start them again.
+    finished: Mutex<HashSet<String>>,
     ipam: tokio::sync::Mutex<Ipam>,
     stopping: AtomicBool,
 }
@@ -150,7 +153,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ContainerSlot {
-    fn new(spec: &Container, init: bool, previous: Option<&k8s_openapi::api::core::v1::ContainerStatus>) -> Self {
+    fn new(
+        spec: &Container,
+        init: bool,
+        previous: Option<&k8s_openapi::api::core::v1::ContainerStatus>,
+    ) -> Self {
         let mut record = ContainerRecord::new(&spec.name, spec.image.as_deref().unwrap_or(""));
         if let Some(prev) = previous {
             // Adopted after an agent restart: the old processes are gone, the next run is a
@@ -246,7 +253,10 @@ async fn wait_terminated(term: &mut watch::Receiver<Option<Instant>>) {
 
 fn container_id(uid: &str, name: &str, restart: i32, at: DateTime<Utc>) -> String {
     let mut h = sha2::Sha256::new();
-    h.update(format!("{uid}/{name}/{restart}/{}", at.timestamp_nanos_opt().unwrap_or_default()));
+    h.update(format!(
+        "{uid}/{name}/{restart}/{}",
+        at.timestamp_nanos_opt().unwrap_or_default()
+    ));
     let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     format!("kubeport://{hex}")
 }
@@ -289,6 +299,7 @@ impl Runtime {
             cfg: Arc::new(cfg),
             client,
             pods: Mutex::new(HashMap::new()),
+            finished: Mutex::new(HashSet::new()),
             ipam: tokio::sync::Mutex::new(ipam),
             stopping: AtomicBool::new(false),
         })
@@ -299,7 +310,7 @@ impl Runtime {
     }
 
     fn netns_name(&self, uid: &str) -> String {
-        format!("{}-{}", self.cfg.netns_prefix, netns::short_uid(uid))
+        netns::pod_netns_name(&self.cfg.netns_prefix, uid)
     }
 
     /// Before watching: ends processes a previous agent run left behind (they are restarted
@@ -348,7 +359,11 @@ impl Runtime {
                 }
                 tracing::info!("removing leftovers of pod {uid}");
                 let netns = self.netns_name(&uid);
-                let _ = self.cfg.network.delete_pod_network(&netns, &netns::veth_name(&uid)).await;
+                let _ = self
+                    .cfg
+                    .network
+                    .delete_pod_network(&netns, &netns::veth_name(&uid))
+                    .await;
                 let _ = self.ipam.lock().await.release(&uid);
                 let _ = std::fs::remove_dir_all(&dir);
             }
@@ -379,8 +394,11 @@ impl Runtime {
 
     /// A pod object from the watch (added or modified).
     pub fn apply(self: &Arc<Self>, pod: Pod) {
-        let Some(uid) = pod.metadata.uid.clone() else { return };
-        let bound_here = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(self.cfg.node_name.as_str());
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        let bound_here = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+            == Some(self.cfg.node_name.as_str());
         if !bound_here {
             return;
         }
@@ -389,7 +407,7 @@ impl Runtime {
             entry.updates.send_replace(Arc::new(pod));
             return;
         }
-        if self.stopping.load(Ordering::SeqCst) {
+        if self.stopping.load(Ordering::SeqCst) || lock(&self.finished).contains(&uid) {
             return;
         }
         let shared = Arc::new(self.new_pod_shared(&pod, &uid));
@@ -406,16 +424,23 @@ impl Runtime {
         drop(pods);
         let rt = self.clone();
         tokio::spawn(async move {
-            rt.clone().run_pod(shared.clone(), updates_rx, gone_rx).await;
+            rt.clone()
+                .run_pod(shared.clone(), updates_rx, gone_rx)
+                .await;
             let mut pods = lock(&rt.pods);
-            if pods.get(&uid).is_some_and(|e| Arc::ptr_eq(&e.shared, &shared)) {
+            if pods
+                .get(&uid)
+                .is_some_and(|e| Arc::ptr_eq(&e.shared, &shared))
+            {
                 pods.remove(&uid);
+                lock(&rt.finished).insert(uid);
             }
         });
     }
 
     /// A pod removed from the API (or no longer bound here).
     pub fn deleted(&self, uid: &str) {
+        lock(&self.finished).remove(uid);
         if let Some(entry) = lock(&self.pods).get(uid) {
             entry.gone.send_replace(true);
         }
@@ -429,20 +454,32 @@ impl Runtime {
     fn new_pod_shared(&self, pod: &Pod, uid: &str) -> PodShared {
         let spec = pod.spec.clone().unwrap_or_default();
         let prev_status = pod.status.clone().unwrap_or_default();
-        let find_prev = |list: &Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>, name: &str| {
-            list.as_ref().and_then(|l| l.iter().find(|s| s.name == name).cloned())
+        let find_prev = |list: &Option<Vec<k8s_openapi::api::core::v1::ContainerStatus>>,
+                         name: &str| {
+            list.as_ref()
+                .and_then(|l| l.iter().find(|s| s.name == name).cloned())
         };
         let init: Vec<Arc<ContainerSlot>> = spec
             .init_containers
             .iter()
             .flatten()
-            .map(|c| Arc::new(ContainerSlot::new(c, true, find_prev(&prev_status.init_container_statuses, &c.name).as_ref())))
+            .map(|c| {
+                Arc::new(ContainerSlot::new(
+                    c,
+                    true,
+                    find_prev(&prev_status.init_container_statuses, &c.name).as_ref(),
+                ))
+            })
             .collect();
         let containers: Vec<Arc<ContainerSlot>> = spec
             .containers
             .iter()
             .map(|c| {
-                let slot = ContainerSlot::new(c, false, find_prev(&prev_status.container_statuses, &c.name).as_ref());
+                let slot = ContainerSlot::new(
+                    c,
+                    false,
+                    find_prev(&prev_status.container_statuses, &c.name).as_ref(),
+                );
                 if !init.is_empty() {
                     slot.update(|r| {
                         r.state = State::Waiting {
@@ -461,7 +498,11 @@ impl Runtime {
             .unwrap_or_else(Utc::now);
         PodShared {
             uid: uid.to_string(),
-            namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            namespace: pod
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
             name: pod.metadata.name.clone().unwrap_or_default(),
             dir: self.pods_dir().join(uid),
             netns: self.netns_name(uid),
@@ -485,7 +526,10 @@ impl Runtime {
     /// Sandboxes stay (a restarted agent adopts them; `delete cluster` removes them).
     pub async fn shutdown(&self, grace: Duration) {
         self.stopping.store(true, Ordering::SeqCst);
-        let pods: Vec<Arc<PodShared>> = lock(&self.pods).values().map(|e| e.shared.clone()).collect();
+        let pods: Vec<Arc<PodShared>> = lock(&self.pods)
+            .values()
+            .map(|e| e.shared.clone())
+            .collect();
         let mut groups = Vec::new();
         for pod in &pods {
             for slot in pod.slots() {
@@ -519,9 +563,17 @@ impl Runtime {
         gone: watch::Receiver<bool>,
     ) {
         let reporter = tokio::spawn(self.clone().report_status(pod.clone(), updates.clone()));
-        let terminator = tokio::spawn(watch_termination(pod.clone(), updates.clone(), gone.clone()));
+        let terminator = tokio::spawn(watch_termination(
+            pod.clone(),
+            updates.clone(),
+            gone.clone(),
+        ));
         let initial = updates.borrow().clone();
-        let phase = initial.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        let phase = initial
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
         let already_done = phase == "Succeeded" || phase == "Failed";
         let mut term = pod.terminate.subscribe();
         let mut network_up = false;
@@ -534,7 +586,11 @@ impl Runtime {
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!("pod {}/{}: creating sandbox: {e:#}", pod.namespace, pod.name);
+                        tracing::warn!(
+                            "pod {}/{}: creating sandbox: {e:#}",
+                            pod.namespace,
+                            pod.name
+                        );
                         let _ = self.teardown_network(&pod).await;
                         attempt += 1;
                         let delay = Duration::from_millis(500 * u64::from(attempt.min(10)));
@@ -548,7 +604,11 @@ impl Runtime {
             if network_up {
                 let mut init_ok = true;
                 for slot in &pod.init {
-                    if !self.clone().supervise(pod.clone(), slot.clone(), updates.clone()).await {
+                    if !self
+                        .clone()
+                        .supervise(pod.clone(), slot.clone(), updates.clone())
+                        .await
+                    {
                         init_ok = false;
                         break;
                     }
@@ -557,7 +617,13 @@ impl Runtime {
                     let tasks: Vec<_> = pod
                         .containers
                         .iter()
-                        .map(|slot| tokio::spawn(self.clone().supervise(pod.clone(), slot.clone(), updates.clone())))
+                        .map(|slot| {
+                            tokio::spawn(self.clone().supervise(
+                                pod.clone(),
+                                slot.clone(),
+                                updates.clone(),
+                            ))
+                        })
                         .collect();
                     for t in tasks {
                         let _ = t.await;
@@ -620,7 +686,10 @@ impl Runtime {
 
     async fn teardown_network(&self, pod: &PodShared) -> anyhow::Result<()> {
         pod.sandbox_ready.store(false, Ordering::SeqCst);
-        self.cfg.network.delete_pod_network(&pod.netns, &pod.veth).await
+        self.cfg
+            .network
+            .delete_pod_network(&pod.netns, &pod.veth)
+            .await
     }
 
     async fn setup_sandbox(&self, pod: &PodShared, obj: &Pod) -> anyhow::Result<()> {
@@ -708,7 +777,11 @@ impl Runtime {
                     config_maps.insert(n, cm);
                 }
                 Ok(None) => {}
-                Err(e) => return Err(PrepareError::Config(format!("reading configmap {n:?}: {e}"))),
+                Err(e) => {
+                    return Err(PrepareError::Config(format!(
+                        "reading configmap {n:?}: {e}"
+                    )))
+                }
             }
         }
         let mut secrets = HashMap::new();
@@ -736,15 +809,26 @@ impl Runtime {
             secrets: &secrets,
             service_env: &service_env,
         };
-        let container_env = env::container_env(spec, &ctx).map_err(|e| PrepareError::Config(e.0))?;
+        let container_env =
+            env::container_env(spec, &ctx).map_err(|e| PrepareError::Config(e.0))?;
         let lookup = |name: &str| {
             container_env
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.clone())
         };
-        let command: Vec<String> = spec.command.iter().flatten().map(|c| env::expand(c, &lookup)).collect();
-        let args: Vec<String> = spec.args.iter().flatten().map(|c| env::expand(c, &lookup)).collect();
+        let command: Vec<String> = spec
+            .command
+            .iter()
+            .flatten()
+            .map(|c| env::expand(c, &lookup))
+            .collect();
+        let args: Vec<String> = spec
+            .args
+            .iter()
+            .flatten()
+            .map(|c| env::expand(c, &lookup))
+            .collect();
         let path = lookup("PATH").unwrap_or_else(|| env::DEFAULT_PATH.to_string());
         let program = program::select(spec, &command, &args, &|p| on_path(p, &path));
         let argv = match &program {
@@ -880,7 +964,9 @@ impl Runtime {
                     .unwrap_or(30)
                     .max(0) as u64,
             );
-            let end = self.run_instance(&pod, &slot, launch, &program, grace, &mut term).await;
+            let end = self
+                .run_instance(&pod, &slot, launch, &program, grace, &mut term)
+                .await;
             let ran = run_started.elapsed();
             if self.cfg.backoff.resets_after(ran) {
                 streak = 0;
@@ -950,7 +1036,11 @@ impl Runtime {
         // Keep the current and the previous instance's logs.
         if let Ok(rd) = std::fs::read_dir(&log_dir) {
             for e in rd.flatten() {
-                let n: Option<i32> = e.file_name().to_str().and_then(|f| f.strip_suffix(".log")).and_then(|f| f.parse().ok());
+                let n: Option<i32> = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|f| f.strip_suffix(".log"))
+                    .and_then(|f| f.parse().ok());
                 if n.is_some_and(|n| n < restart_count - 1 || n >= restart_count) {
                     let _ = std::fs::remove_file(e.path());
                 }
@@ -1033,8 +1123,16 @@ impl Runtime {
                 lock(&inst.stdout).take();
                 lock(&inst.stderr).take();
                 inst.exit.send_replace(Some(128));
-                let msg = format!("failed to start container process {:?}: {e}", launch.argv.first().cloned().unwrap_or_default());
-                tracing::warn!("pod {}/{} container {}: {msg}", pod.namespace, pod.name, spec.name);
+                let msg = format!(
+                    "failed to start container process {:?}: {e}",
+                    launch.argv.first().cloned().unwrap_or_default()
+                );
+                tracing::warn!(
+                    "pod {}/{} container {}: {msg}",
+                    pod.namespace,
+                    pod.name,
+                    spec.name
+                );
                 return start_error(msg, &id);
             }
         };
@@ -1054,17 +1152,32 @@ impl Runtime {
         if let Some(master) = inst.pty.clone() {
             let tx = log_tx.clone();
             let b = stdout_tx.clone();
-            pumps.push(tokio::spawn(pump(PtyIo(master.clone()), OutStream::Stdout, b, tx.clone())));
+            pumps.push(tokio::spawn(pump(
+                PtyIo(master.clone()),
+                OutStream::Stdout,
+                b,
+                tx.clone(),
+            )));
             let _ = tx.try_send(Chunk::Eof(OutStream::Stderr));
             if let Some(rx) = stdin_rx {
                 tokio::spawn(feed_stdin(rx, PtyIo(master), false));
             }
         } else {
             if let Some(out) = child.stdout.take() {
-                pumps.push(tokio::spawn(pump(out, OutStream::Stdout, stdout_tx.clone(), log_tx.clone())));
+                pumps.push(tokio::spawn(pump(
+                    out,
+                    OutStream::Stdout,
+                    stdout_tx.clone(),
+                    log_tx.clone(),
+                )));
             }
             if let Some(err) = child.stderr.take() {
-                pumps.push(tokio::spawn(pump(err, OutStream::Stderr, stderr_tx.clone(), log_tx.clone())));
+                pumps.push(tokio::spawn(pump(
+                    err,
+                    OutStream::Stderr,
+                    stderr_tx.clone(),
+                    log_tx.clone(),
+                )));
             }
             if let (Some(rx), Some(input)) = (stdin_rx, child.stdin.take()) {
                 tokio::spawn(feed_stdin(rx, input, true));
@@ -1133,7 +1246,11 @@ impl Runtime {
 
     // ---- status ----
 
-    async fn report_status(self: Arc<Self>, pod: Arc<PodShared>, updates: watch::Receiver<Arc<Pod>>) {
+    async fn report_status(
+        self: Arc<Self>,
+        pod: Arc<PodShared>,
+        updates: watch::Receiver<Arc<Pod>>,
+    ) {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
         let mut last_sent: Option<serde_json::Value> = None;
         let mut last_conditions: Option<Vec<PodCondition>> = None;
@@ -1175,8 +1292,16 @@ impl Runtime {
         previous_conditions: Option<&[PodCondition]>,
     ) -> (serde_json::Value, Vec<PodCondition>) {
         let init: Vec<ContainerRecord> = pod.init.iter().map(|s| lock(&s.record).clone()).collect();
-        let containers: Vec<ContainerRecord> = pod.containers.iter().map(|s| lock(&s.record).clone()).collect();
-        let reported = latest.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        let containers: Vec<ContainerRecord> = pod
+            .containers
+            .iter()
+            .map(|s| lock(&s.record).clone())
+            .collect();
+        let reported = latest
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
         let phase = if reported == "Succeeded" || reported == "Failed" {
             reported
         } else {
@@ -1188,7 +1313,9 @@ impl Runtime {
             .and_then(|s| s.conditions.clone())
             .unwrap_or_default();
         // Conditions the agent does not own come from the API; its own from what it sent.
-        let mut previous: Vec<PodCondition> = previous_conditions.map(|c| c.to_vec()).unwrap_or_else(|| api_conditions.clone());
+        let mut previous: Vec<PodCondition> = previous_conditions
+            .map(|c| c.to_vec())
+            .unwrap_or_else(|| api_conditions.clone());
         for c in &api_conditions {
             if !previous.iter().any(|p| p.type_ == c.type_) {
                 previous.push(c.clone());
@@ -1211,7 +1338,8 @@ impl Runtime {
             "containerStatuses": containers.iter().map(|c| c.to_k8s()).collect::<Vec<_>>(),
         });
         if !init.is_empty() {
-            status["initContainerStatuses"] = serde_json::json!(init.iter().map(|c| c.to_k8s()).collect::<Vec<_>>());
+            status["initContainerStatuses"] =
+                serde_json::json!(init.iter().map(|c| c.to_k8s()).collect::<Vec<_>>());
         }
         let reported_ip = latest.status.as_ref().and_then(|s| s.pod_ip.clone());
         let ips = pod.pod_ips();
@@ -1227,38 +1355,65 @@ impl Runtime {
 
     // ---- lookups for the stream server ----
 
-    fn find(&self, namespace: &str, pod: &str, container: &str) -> Result<(Arc<PodShared>, Arc<ContainerSlot>), RuntimeError> {
+    fn find(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<(Arc<PodShared>, Arc<ContainerSlot>), RuntimeError> {
         let shared = lock(&self.pods)
             .values()
             .filter(|e| e.shared.namespace == namespace && e.shared.name == pod)
             .map(|e| e.shared.clone())
             .max_by_key(|p| (!p.terminating(), p.start_time))
-            .ok_or_else(|| RuntimeError::NotFound(format!("pod {namespace}/{pod} is not running on node {}", self.cfg.node_name)))?;
+            .ok_or_else(|| {
+                RuntimeError::NotFound(format!(
+                    "pod {namespace}/{pod} is not running on node {}",
+                    self.cfg.node_name
+                ))
+            })?;
         let slot = if container.is_empty() {
             shared.containers.first().cloned()
         } else {
             shared.slots().find(|s| s.spec.name == container).cloned()
         }
-        .ok_or_else(|| RuntimeError::NotFound(format!("container {container} is not valid for pod {pod}")))?;
+        .ok_or_else(|| {
+            RuntimeError::NotFound(format!("container {container} is not valid for pod {pod}"))
+        })?;
         Ok((shared, slot))
     }
 
-    fn running_instance(&self, pod: &PodShared, slot: &ContainerSlot) -> Result<(Arc<Instance>, Arc<Launch>), RuntimeError> {
+    fn running_instance(
+        &self,
+        pod: &PodShared,
+        slot: &ContainerSlot,
+    ) -> Result<(Arc<Instance>, Arc<Launch>), RuntimeError> {
         let not_found = || {
             RuntimeError::NotFound(format!(
                 "container not found ({:?}) in pod {}_{}",
                 slot.spec.name, pod.name, pod.namespace
             ))
         };
-        let inst = slot.current().filter(|i| !i.exited()).ok_or_else(not_found)?;
+        let inst = slot
+            .current()
+            .filter(|i| !i.exited())
+            .ok_or_else(not_found)?;
         let launch = lock(&slot.launch).clone().ok_or_else(not_found)?;
         Ok((inst, launch))
     }
 
     /// Runs a command in a running container's namespaces (used by exec and exec probes).
-    pub fn spawn_exec(&self, pod: &Arc<PodShared>, launch: &Launch, command: Vec<String>, opts: ExecOptions) -> Result<ExecIo, RuntimeError> {
+    pub fn spawn_exec(
+        &self,
+        pod: &Arc<PodShared>,
+        launch: &Launch,
+        command: Vec<String>,
+        opts: ExecOptions,
+    ) -> Result<ExecIo, RuntimeError> {
         if command.is_empty() {
-            return Err(RuntimeError::BadRequest("you must specify at least one command for the container".into()));
+            return Err(RuntimeError::BadRequest(
+                "you must specify at least one command for the container".into(),
+            ));
         }
         let mut env = launch.env.clone();
         if opts.tty && !env.iter().any(|(k, _)| k == "TERM") {
@@ -1271,7 +1426,8 @@ impl Runtime {
             ns: launch.ns.clone(),
         };
         let (mode, pty) = if opts.tty {
-            let (master, slave) = process::open_pty().map_err(|e| RuntimeError::Internal(format!("opening a pty: {e}")))?;
+            let (master, slave) = process::open_pty()
+                .map_err(|e| RuntimeError::Internal(format!("opening a pty: {e}")))?;
             (StdioMode::Tty(slave), Some(Arc::new(master)))
         } else {
             (StdioMode::Pipes { stdin: opts.stdin }, None)
@@ -1285,14 +1441,22 @@ impl Runtime {
         let mut child = spawned.child;
         let pid = spawned.pid;
         lock(&pod.exec_groups).insert(pid);
-        let (stdin, stdout, stderr): (Option<StdinWriter>, Option<OutputReader>, Option<OutputReader>) = match &pty {
+        let (stdin, stdout, stderr): (
+            Option<StdinWriter>,
+            Option<OutputReader>,
+            Option<OutputReader>,
+        ) = match &pty {
             Some(m) => (
-                opts.stdin.then(|| Box::pin(PtyIo(m.clone())) as StdinWriter),
+                opts.stdin
+                    .then(|| Box::pin(PtyIo(m.clone())) as StdinWriter),
                 Some(Box::pin(PtyIo(m.clone())) as OutputReader),
                 None,
             ),
             None => (
-                child.stdin.take().map(|w| Box::pin(process::ClosingWriter(Some(w))) as StdinWriter),
+                child
+                    .stdin
+                    .take()
+                    .map(|w| Box::pin(process::ClosingWriter(Some(w))) as StdinWriter),
                 child.stdout.take().map(|r| Box::pin(r) as OutputReader),
                 child.stderr.take().map(|r| Box::pin(r) as OutputReader),
             ),
@@ -1302,7 +1466,11 @@ impl Runtime {
             pid,
             pod: pod.clone(),
             stdin,
-            stdout: if opts.stdout || opts.tty { stdout } else { None },
+            stdout: if opts.stdout || opts.tty {
+                stdout
+            } else {
+                None
+            },
             stderr: if opts.stderr { stderr } else { None },
             pty,
         })
@@ -1338,13 +1506,20 @@ fn start_error(message: String, id: &str) -> Termination {
 
 /// Sets the pod's termination deadline when its object gets a deletionTimestamp, or at once
 /// (with its grace period) when it disappears from the API.
-async fn watch_termination(pod: Arc<PodShared>, mut updates: watch::Receiver<Arc<Pod>>, mut gone: watch::Receiver<bool>) {
+async fn watch_termination(
+    pod: Arc<PodShared>,
+    mut updates: watch::Receiver<Arc<Pod>>,
+    mut gone: watch::Receiver<bool>,
+) {
     loop {
         let obj = updates.borrow_and_update().clone();
         let grace_of = |o: &Pod| {
             o.metadata
                 .deletion_grace_period_seconds
-                .or(o.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+                .or(o
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds))
                 .unwrap_or(30)
                 .max(0) as u64
         };
@@ -1366,7 +1541,12 @@ async fn watch_termination(pod: Arc<PodShared>, mut updates: watch::Receiver<Arc
 }
 
 /// Copies a process's output to attach clients and the log writer.
-async fn pump<R: tokio::io::AsyncRead + Unpin>(mut reader: R, stream: OutStream, attach: broadcast::Sender<Bytes>, log: mpsc::Sender<Chunk>) {
+async fn pump<R: tokio::io::AsyncRead + Unpin>(
+    mut reader: R,
+    stream: OutStream,
+    attach: broadcast::Sender<Bytes>,
+    log: mpsc::Sender<Chunk>,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match reader.read(&mut buf).await {
@@ -1384,7 +1564,11 @@ async fn pump<R: tokio::io::AsyncRead + Unpin>(mut reader: R, stream: OutStream,
 }
 
 /// Writes attach clients' input into a container's stdin.
-async fn feed_stdin<W: tokio::io::AsyncWrite + Unpin>(mut rx: mpsc::UnboundedReceiver<StdinMsg>, writer: W, closable: bool) {
+async fn feed_stdin<W: tokio::io::AsyncWrite + Unpin>(
+    mut rx: mpsc::UnboundedReceiver<StdinMsg>,
+    writer: W,
+    closable: bool,
+) {
     let mut writer = Some(writer);
     while let Some(msg) = rx.recv().await {
         match msg {
@@ -1428,7 +1612,9 @@ async fn run_probes(pod: Arc<PodShared>, slot: Arc<ContainerSlot>, kill: mpsc::S
                 break;
             }
             if tracker.failed_out() {
-                let _ = kill.send(format!("Container {} failed startup probe", spec.name)).await;
+                let _ = kill
+                    .send(format!("Container {} failed startup probe", spec.name))
+                    .await;
                 return;
             }
             tokio::time::sleep(timing.period).await;
@@ -1444,7 +1630,12 @@ async fn run_probes(pod: Arc<PodShared>, slot: Arc<ContainerSlot>, kill: mpsc::S
             loop {
                 let ok = run_probe(&pod, &slot, &p, &timing).await;
                 if let Err(e) = &ok {
-                    tracing::debug!("readiness probe of {}/{} {}: {e}", pod.namespace, pod.name, slot.spec.name);
+                    tracing::debug!(
+                        "readiness probe of {}/{} {}: {e}",
+                        pod.namespace,
+                        pod.name,
+                        slot.spec.name
+                    );
                 }
                 if tracker.observe(ok.is_ok()) {
                     let ready = tracker.passing;
@@ -1468,7 +1659,10 @@ async fn run_probes(pod: Arc<PodShared>, slot: Arc<ContainerSlot>, kill: mpsc::S
                 tracker.observe(ok.is_ok());
                 if !tracker.passing {
                     let _ = kill
-                        .send(format!("Container {} failed liveness probe", slot.spec.name))
+                        .send(format!(
+                            "Container {} failed liveness probe",
+                            slot.spec.name
+                        ))
                         .await;
                     return;
                 }
@@ -1489,7 +1683,12 @@ async fn run_probes(pod: Arc<PodShared>, slot: Arc<ContainerSlot>, kill: mpsc::S
     tokio::join!(r, l);
 }
 
-async fn run_probe(pod: &Arc<PodShared>, slot: &ContainerSlot, p: &Probe, timing: &ProbeTiming) -> Result<(), String> {
+async fn run_probe(
+    pod: &Arc<PodShared>,
+    slot: &ContainerSlot,
+    p: &Probe,
+    timing: &ProbeTiming,
+) -> Result<(), String> {
     let Some(ip) = pod.pod_ips().first().copied() else {
         return Err("the pod has no IP address".into());
     };
@@ -1500,14 +1699,17 @@ async fn run_probe(pod: &Arc<PodShared>, slot: &ContainerSlot, p: &Probe, timing
         return Err("the probe has no handler".into());
     };
     let command = exec.command.clone().unwrap_or_default();
-    let launch = lock(&slot.launch).clone().ok_or("the container is not running")?;
+    let launch = lock(&slot.launch)
+        .clone()
+        .ok_or("the container is not running")?;
     let l = Launch {
         argv: command,
         env: launch.env.clone(),
         working_dir: launch.working_dir.clone(),
         ns: launch.ns.clone(),
     };
-    let spawned = process::spawn(&l, StdioMode::Pipes { stdin: false }).map_err(|e| e.to_string())?;
+    let spawned =
+        process::spawn(&l, StdioMode::Pipes { stdin: false }).map_err(|e| e.to_string())?;
     let mut child = spawned.child;
     let pid = spawned.pid;
     // Drain output so the probe cannot block on a full pipe.
@@ -1572,7 +1774,9 @@ impl ProcessIo for ExecIo {
         self.stderr.take()
     }
     fn resizer(&self) -> Option<Arc<dyn TerminalResizer>> {
-        self.pty.clone().map(|m| Arc::new(PtyResizer(m)) as Arc<dyn TerminalResizer>)
+        self.pty
+            .clone()
+            .map(|m| Arc::new(PtyResizer(m)) as Arc<dyn TerminalResizer>)
     }
     fn wait(mut self: Box<Self>) -> BoxFuture<'static, Result<ExitStatus, RuntimeError>> {
         Box::pin(async move {
@@ -1636,7 +1840,10 @@ fn stdin_writer(tx: mpsc::UnboundedSender<StdinMsg>, once: bool) -> StdinWriter 
             match r.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx.send(StdinMsg::Data(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                    if tx
+                        .send(StdinMsg::Data(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -1660,7 +1867,10 @@ impl ProcessIo for AttachIo {
         self.stderr.take()
     }
     fn resizer(&self) -> Option<Arc<dyn TerminalResizer>> {
-        self.inst.pty.clone().map(|m| Arc::new(PtyResizer(m)) as Arc<dyn TerminalResizer>)
+        self.inst
+            .pty
+            .clone()
+            .map(|m| Arc::new(PtyResizer(m)) as Arc<dyn TerminalResizer>)
     }
     fn wait(self: Box<Self>) -> BoxFuture<'static, Result<ExitStatus, RuntimeError>> {
         let mut rx = self.inst.exit.subscribe();
@@ -1676,7 +1886,13 @@ impl ProcessIo for AttachIo {
 }
 
 impl ContainerRuntime for Runtime {
-    fn logs<'a>(&'a self, namespace: &'a str, pod: &'a str, container: &'a str, opts: LogOptions) -> BoxFuture<'a, Result<LogStream, RuntimeError>> {
+    fn logs<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a str,
+        container: &'a str,
+        opts: LogOptions,
+    ) -> BoxFuture<'a, Result<LogStream, RuntimeError>> {
         Box::pin(async move {
             let (shared, slot) = self.find(namespace, pod, container)?;
             let name = slot.spec.name.clone();
@@ -1685,7 +1901,9 @@ impl ContainerRuntime for Runtime {
                 // The instance recorded in lastState.
                 let path = lock(&slot.previous_log).clone().filter(|p| p.exists());
                 let Some(path) = path else {
-                    return Err(RuntimeError::BadRequest(format!("previous terminated container {name:?} in pod {pod:?} not found")));
+                    return Err(RuntimeError::BadRequest(format!(
+                        "previous terminated container {name:?} in pod {pod:?} not found"
+                    )));
                 };
                 let _ = &shared;
                 return logs::read_log(&path, &opts, None).await.map_err(io);
@@ -1696,14 +1914,25 @@ impl ContainerRuntime for Runtime {
                     State::Waiting { reason, .. } => reason.clone(),
                     _ => "ContainerCreating".to_string(),
                 };
-                return Err(RuntimeError::BadRequest(format!("container {name:?} in pod {pod:?} is waiting to start: {reason}")));
+                return Err(RuntimeError::BadRequest(format!(
+                    "container {name:?} in pod {pod:?} is waiting to start: {reason}"
+                )));
             };
             let progress = (!inst.progress.borrow().done).then(|| inst.progress.clone());
-            logs::read_log(&inst.log_path, &opts, progress).await.map_err(io)
+            logs::read_log(&inst.log_path, &opts, progress)
+                .await
+                .map_err(io)
         })
     }
 
-    fn exec<'a>(&'a self, namespace: &'a str, pod: &'a str, container: &'a str, command: Vec<String>, opts: ExecOptions) -> BoxFuture<'a, Result<Box<dyn ProcessIo>, RuntimeError>> {
+    fn exec<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a str,
+        container: &'a str,
+        command: Vec<String>,
+        opts: ExecOptions,
+    ) -> BoxFuture<'a, Result<Box<dyn ProcessIo>, RuntimeError>> {
         Box::pin(async move {
             let (shared, slot) = self.find(namespace, pod, container)?;
             let (_, launch) = self.running_instance(&shared, &slot)?;
@@ -1712,29 +1941,46 @@ impl ContainerRuntime for Runtime {
         })
     }
 
-    fn attach<'a>(&'a self, namespace: &'a str, pod: &'a str, container: &'a str, opts: ExecOptions) -> BoxFuture<'a, Result<Box<dyn ProcessIo>, RuntimeError>> {
+    fn attach<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a str,
+        container: &'a str,
+        opts: ExecOptions,
+    ) -> BoxFuture<'a, Result<Box<dyn ProcessIo>, RuntimeError>> {
         Box::pin(async move {
             let (shared, slot) = self.find(namespace, pod, container)?;
             let (inst, _) = self.running_instance(&shared, &slot)?;
             let tty = inst.pty.is_some();
             let stdout = if opts.stdout || tty {
-                lock(&inst.stdout).as_ref().map(|tx| broadcast_reader(tx.subscribe()))
+                lock(&inst.stdout)
+                    .as_ref()
+                    .map(|tx| broadcast_reader(tx.subscribe()))
             } else {
                 None
             };
             let stderr = if opts.stderr && !tty {
-                lock(&inst.stderr).as_ref().map(|tx| broadcast_reader(tx.subscribe()))
+                lock(&inst.stderr)
+                    .as_ref()
+                    .map(|tx| broadcast_reader(tx.subscribe()))
             } else {
                 None
             };
             let stdin = if opts.stdin {
-                inst.stdin.clone().map(|tx| stdin_writer(tx, inst.stdin_once))
+                inst.stdin
+                    .clone()
+                    .map(|tx| stdin_writer(tx, inst.stdin_once))
             } else {
                 None
             };
             // Output is subscribed: a container waiting for its first attach may start.
             inst.attached.notify_one();
-            Ok(Box::new(AttachIo { inst, stdin, stdout, stderr }) as Box<dyn ProcessIo>)
+            Ok(Box::new(AttachIo {
+                inst,
+                stdin,
+                stdout,
+                stderr,
+            }) as Box<dyn ProcessIo>)
         })
     }
 }

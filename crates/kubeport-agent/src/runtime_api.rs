@@ -66,7 +66,11 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Attaches to the container's running main process: its stdin if the container was
     /// started with `stdin: true` (and `opts.stdin`), its stdout/stderr as produced from now
     /// on; with a `tty: true` container, the shared pty (stdout only). `wait` resolves when
-    /// the container instance exits.
+    /// the container instance exits. A container with `stdin` and `stdinOnce` (`kubectl run
+    /// -i`) is reported running but starts its process at the first attach (or after
+    /// `KUBEPORT_AGENT_ATTACH_WAIT_MS`, 5 s by default), so a short command's output is not
+    /// lost before kubectl attaches; with `stdinOnce`, the end of the attach client's stdin
+    /// closes the container's stdin.
     fn attach<'a>(
         &'a self,
         namespace: &'a str,

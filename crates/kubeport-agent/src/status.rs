@@ -12,7 +12,10 @@ use crate::restart::RestartPolicy;
 /// A chrono time as an API `Time`.
 pub fn to_time(t: DateTime<Utc>) -> Time {
     let nanos = t.timestamp_nanos_opt().unwrap_or_default() as i128;
-    Time(k8s_openapi::jiff::Timestamp::from_nanosecond(nanos).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH))
+    Time(
+        k8s_openapi::jiff::Timestamp::from_nanosecond(nanos)
+            .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+    )
 }
 
 /// An API `Time` as a chrono time.
@@ -275,7 +278,14 @@ pub fn pod_conditions(input: &ConditionInput<'_>) -> Vec<PodCondition> {
         .collect();
     if incomplete.is_empty() || completed {
         let reason = (completed && !input.init.is_empty()).then_some("PodCompleted");
-        out.push(condition(OWNED[1], true, reason, None, input.previous, input.now));
+        out.push(condition(
+            OWNED[1],
+            true,
+            reason,
+            None,
+            input.previous,
+            input.now,
+        ));
     } else {
         out.push(condition(
             OWNED[1],
@@ -371,12 +381,21 @@ mod tests {
     #[test]
     fn phases() {
         use RestartPolicy::*;
-        assert_eq!(pod_phase(Always, &[], &[ContainerRecord::new("a", "x")]), "Pending");
+        assert_eq!(
+            pod_phase(Always, &[], &[ContainerRecord::new("a", "x")]),
+            "Pending"
+        );
         assert_eq!(pod_phase(Always, &[], &[running("a", false)]), "Running");
         assert_eq!(pod_phase(Never, &[], &[exited("a", 0)]), "Succeeded");
-        assert_eq!(pod_phase(Never, &[], &[exited("a", 0), exited("b", 2)]), "Failed");
+        assert_eq!(
+            pod_phase(Never, &[], &[exited("a", 0), exited("b", 2)]),
+            "Failed"
+        );
         assert_eq!(pod_phase(OnFailure, &[], &[exited("a", 0)]), "Succeeded");
-        assert_eq!(pod_phase(Never, &[], &[running("a", true), exited("b", 1)]), "Running");
+        assert_eq!(
+            pod_phase(Never, &[], &[running("a", true), exited("b", 1)]),
+            "Running"
+        );
         // Crash-looping: waiting with a last state counts as stopped → Running.
         let mut crashing = ContainerRecord::new("a", "x");
         crashing.state = State::Waiting {
@@ -389,9 +408,26 @@ mod tests {
         });
         assert_eq!(pod_phase(Always, &[], &[crashing]), "Running");
         // Init containers gate the pod.
-        assert_eq!(pod_phase(Always, &[running("init", false)], &[ContainerRecord::new("a", "x")]), "Pending");
-        assert_eq!(pod_phase(Never, &[exited("init", 1)], &[ContainerRecord::new("a", "x")]), "Failed");
-        assert_eq!(pod_phase(Always, &[exited("init", 0)], &[running("a", true)]), "Running");
+        assert_eq!(
+            pod_phase(
+                Always,
+                &[running("init", false)],
+                &[ContainerRecord::new("a", "x")]
+            ),
+            "Pending"
+        );
+        assert_eq!(
+            pod_phase(
+                Never,
+                &[exited("init", 1)],
+                &[ContainerRecord::new("a", "x")]
+            ),
+            "Failed"
+        );
+        assert_eq!(
+            pod_phase(Always, &[exited("init", 0)], &[running("a", true)]),
+            "Running"
+        );
     }
 
     #[test]
@@ -485,7 +521,10 @@ mod tests {
             now: now(),
         });
         let ready = conds.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_deref()), ("False", Some("PodCompleted")));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_deref()),
+            ("False", Some("PodCompleted"))
+        );
     }
 
     #[test]
@@ -499,7 +538,10 @@ mod tests {
         assert_eq!(s.restart_count, 3);
         assert_eq!(s.last_state, Some(K8sState::default()));
         let json = serde_json::to_value(running("web", true).to_k8s()).unwrap();
-        assert_eq!(json["state"]["running"]["startedAt"], "2025-01-02T03:04:05Z");
+        assert_eq!(
+            json["state"]["running"]["startedAt"],
+            "2025-01-02T03:04:05Z"
+        );
         assert_eq!(json["lastState"], serde_json::json!({}));
         assert_eq!(json["ready"], true);
         assert_eq!(json["started"], true);

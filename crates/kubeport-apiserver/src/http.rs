@@ -350,21 +350,53 @@ impl ApiServer {
         match (method, rp.name.as_deref(), rp.sub) {
             (Method::GET, None, None) if is_watch => {
                 let opts = self.list_options(info, &q, true)?;
-                watch::serve(self.registry.clone(), info, rp.namespace.clone(), opts, &q, repr, q.get("includeObject").cloned()).await
+                watch::serve(
+                    self.registry.clone(),
+                    info,
+                    rp.namespace.clone(),
+                    opts,
+                    &q,
+                    repr,
+                    q.get("includeObject").cloned(),
+                )
+                .await
             }
             (Method::GET, Some(name), None) if is_watch => {
                 let mut opts = self.list_options(info, &q, true)?;
                 opts.fields = FieldSelector::parse(&format!("metadata.name={name}")).unwrap();
-                watch::serve(self.registry.clone(), info, rp.namespace.clone(), opts, &q, repr, q.get("includeObject").cloned()).await
+                watch::serve(
+                    self.registry.clone(),
+                    info,
+                    rp.namespace.clone(),
+                    opts,
+                    &q,
+                    repr,
+                    q.get("includeObject").cloned(),
+                )
+                .await
             }
             (Method::GET, None, None) => {
                 let opts = self.list_options(info, &q, false)?;
                 let (items, rev, cont) = self.registry.list(info, ns, &opts)?;
-                Ok(json_response(200, &self.render_list(info, items, rev, cont, repr, q.get("includeObject").map(|s| s.as_str()))))
+                Ok(json_response(
+                    200,
+                    &self.render_list(
+                        info,
+                        items,
+                        rev,
+                        cont,
+                        repr,
+                        q.get("includeObject").map(|s| s.as_str()),
+                    ),
+                ))
             }
-            (Method::GET, Some(name), None) | (Method::GET, Some(name), Some(Subresource::Status)) => {
+            (Method::GET, Some(name), None)
+            | (Method::GET, Some(name), Some(Subresource::Status)) => {
                 let obj = self.registry.get(info, ns, name)?;
-                Ok(json_response(200, &self.render_one(info, obj, repr, q.get("includeObject").map(|s| s.as_str()))))
+                Ok(json_response(
+                    200,
+                    &self.render_one(info, obj, repr, q.get("includeObject").map(|s| s.as_str())),
+                ))
             }
             (Method::GET, Some(name), Some(Subresource::Scale)) => {
                 let obj = self.registry.get(info, ns, name)?;
@@ -373,33 +405,48 @@ impl ApiServer {
             (Method::POST, None, None) => {
                 let bytes = body::read_limited(req.into_body(), content_length).await?;
                 let obj = body::decode_object(content_type.as_deref(), &bytes)?;
-                let w = self.registry.create(info, ns, obj, &write_opts(&q)?).await?;
+                let w = self
+                    .registry
+                    .create(info, ns, obj, &write_opts(&q)?)
+                    .await?;
                 Ok(with_warnings(json_response(201, &w.object), &w.warnings))
             }
             (Method::POST, Some(name), Some(Subresource::Binding)) => {
                 let bytes = body::read_limited(req.into_body(), content_length).await?;
                 let binding = body::decode_object(content_type.as_deref(), &bytes)?;
-                self.bind(info, ns, name, &binding, &write_opts(&q)?).await?;
-                Ok(json_response(201, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+                self.bind(info, ns, name, &binding, &write_opts(&q)?)
+                    .await?;
+                Ok(json_response(
+                    201,
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                ))
             }
             (Method::PUT, Some(name), sub @ (None | Some(Subresource::Status))) => {
                 let bytes = body::read_limited(req.into_body(), content_length).await?;
                 let obj = body::decode_object(content_type.as_deref(), &bytes)?;
-                let w = self.registry.update(info, ns, name, obj, sub, &write_opts(&q)?).await?;
+                let w = self
+                    .registry
+                    .update(info, ns, name, obj, sub, &write_opts(&q)?)
+                    .await?;
                 let code = if w.created { 201 } else { 200 };
                 Ok(with_warnings(json_response(code, &w.object), &w.warnings))
             }
             (Method::PUT, Some(name), Some(Subresource::Finalize)) => {
                 let bytes = body::read_limited(req.into_body(), content_length).await?;
                 let obj = body::decode_object(content_type.as_deref(), &bytes)?;
-                let finalizers = obj.pointer("/spec/finalizers").cloned().unwrap_or_else(|| json!([]));
+                let finalizers = obj
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or_else(|| json!([]));
                 let out = self.finalize_namespace(name, finalizers).await?;
                 Ok(json_response(200, &out))
             }
             (Method::PUT, Some(name), Some(Subresource::Scale)) => {
                 let bytes = body::read_limited(req.into_body(), content_length).await?;
                 let scale = body::decode_object(content_type.as_deref(), &bytes)?;
-                let out = self.update_scale(info, ns, name, |_| Ok(scale.clone()), &write_opts(&q)?).await?;
+                let out = self
+                    .update_scale(info, ns, name, |_| Ok(scale.clone()), &write_opts(&q)?)
+                    .await?;
                 Ok(json_response(200, &out))
             }
             (Method::PATCH, Some(name), sub) => {
@@ -409,7 +456,9 @@ impl ApiServer {
                     "application/json-patch+json" => PatchKind::Json,
                     "application/merge-patch+json" => PatchKind::Merge,
                     "application/strategic-merge-patch+json" => PatchKind::Strategic,
-                    "application/apply-patch+yaml" => PatchKind::Apply { force: q.get("force").is_some_and(|f| f == "true") },
+                    "application/apply-patch+yaml" => PatchKind::Apply {
+                        force: q.get("force").is_some_and(|f| f == "true"),
+                    },
                     other => return Err(Status::unsupported_media_type(other)),
                 };
                 let patch = match kind {
@@ -417,7 +466,9 @@ impl ApiServer {
                     _ => body::parse_json(&bytes)?,
                 };
                 let opts = write_opts(&q)?;
-                if matches!(kind, PatchKind::Apply { .. }) && q.get("fieldManager").is_none_or(|m| m.is_empty()) {
+                if matches!(kind, PatchKind::Apply { .. })
+                    && q.get("fieldManager").is_none_or(|m| m.is_empty())
+                {
                     return Err(Status::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
                 }
                 match sub {
@@ -427,18 +478,25 @@ impl ApiServer {
                                 info,
                                 ns,
                                 name,
-                                |scale| match &kind {
-                                    PatchKind::Json => kubeport_patch::json_patch(scale, &patch),
-                                    _ => kubeport_patch::merge_patch(scale, &patch),
-                                }
-                                .map_err(|e| e.to_status()),
+                                |scale| {
+                                    match &kind {
+                                        PatchKind::Json => {
+                                            kubeport_patch::json_patch(scale, &patch)
+                                        }
+                                        _ => kubeport_patch::merge_patch(scale, &patch),
+                                    }
+                                    .map_err(|e| e.to_status())
+                                },
                                 &opts,
                             )
                             .await?;
                         Ok(json_response(200, &out))
                     }
                     None | Some(Subresource::Status) => {
-                        let w = self.registry.patch(info, ns, name, kind, patch, sub, &opts).await?;
+                        let w = self
+                            .registry
+                            .patch(info, ns, name, kind, patch, sub, &opts)
+                            .await?;
                         let code = if w.created { 201 } else { 200 };
                         Ok(with_warnings(json_response(code, &w.object), &w.warnings))
                     }
@@ -465,13 +523,32 @@ impl ApiServer {
                 };
                 apply_delete_query(&mut opts, &q);
                 let list = self.list_options(info, &q, false)?;
-                let items = self.registry.delete_collection(info, ns, &list, &opts).await?;
+                let items = self
+                    .registry
+                    .delete_collection(info, ns, &list, &opts)
+                    .await?;
                 let rev = self.registry.store.revision();
-                Ok(json_response(200, &self.render_list(info, items, rev, None, Representation::Object, None)))
+                Ok(json_response(
+                    200,
+                    &self.render_list(info, items, rev, None, Representation::Object, None),
+                ))
             }
-            (Method::GET, Some(name), Some(sub @ Subresource::Log)) | (Method::GET | Method::POST, Some(name), Some(sub @ (Subresource::Exec | Subresource::Attach))) => {
+            (Method::GET, Some(name), Some(sub @ Subresource::Log))
+            | (
+                Method::GET | Method::POST,
+                Some(name),
+                Some(sub @ (Subresource::Exec | Subresource::Attach)),
+            ) => {
                 let container = q.get("container").cloned();
-                crate::nodeproxy::forward(&self.registry, ns.unwrap_or_default(), name, sub, req, container.as_deref()).await
+                crate::nodeproxy::forward(
+                    &self.registry,
+                    ns.unwrap_or_default(),
+                    name,
+                    sub,
+                    req,
+                    container.as_deref(),
+                )
+                .await
             }
             _ => Err(Status::method_not_allowed()),
         }

@@ -25,19 +25,29 @@ fn container_for(pod: &Value, name: &str, requested: Option<&str>) -> Result<Str
     let containers: Vec<String> = pod
         .pointer("/spec/containers")
         .and_then(|c| c.as_array())
-        .map(|a| a.iter().filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     match requested.filter(|c| !c.is_empty()) {
         Some(c) => {
             let init: Vec<String> = pod
                 .pointer("/spec/initContainers")
                 .and_then(|c| c.as_array())
-                .map(|a| a.iter().filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             if containers.iter().chain(init.iter()).any(|x| x == c) {
                 Ok(c.to_string())
             } else {
-                Err(Status::bad_request(format!("container {c} is not valid for pod {name}")))
+                Err(Status::bad_request(format!(
+                    "container {c} is not valid for pod {name}"
+                )))
             }
         }
         None if containers.len() == 1 => Ok(containers[0].clone()),
@@ -68,17 +78,33 @@ fn agent_address(node: &Value) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-pub async fn forward(registry: &Registry, ns: &str, name: &str, sub: Subresource, mut req: Request<Incoming>, container_param: Option<&str>) -> Result<Response<Body>, Status> {
+pub async fn forward(
+    registry: &Registry,
+    ns: &str,
+    name: &str,
+    sub: Subresource,
+    mut req: Request<Incoming>,
+    container_param: Option<&str>,
+) -> Result<Response<Body>, Status> {
     let pods = resources::find("", "v1", "pods").unwrap();
     let nodes = resources::find("", "v1", "nodes").unwrap();
     let pod = registry.get(pods, Some(ns), name)?;
     let container = container_for(&pod, name, container_param)?;
-    let node_name = pod.pointer("/spec/nodeName").and_then(|n| n.as_str()).unwrap_or_default();
+    let node_name = pod
+        .pointer("/spec/nodeName")
+        .and_then(|n| n.as_str())
+        .unwrap_or_default();
     if node_name.is_empty() {
-        return Err(Status::bad_request(format!("pod {name} does not have a host assigned")));
+        return Err(Status::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        )));
     }
     let node = registry.get(nodes, None, node_name)?;
-    let addr = agent_address(&node).ok_or_else(|| Status::internal(format!("node {node_name:?} publishes no InternalIP for its agent")))?;
+    let addr = agent_address(&node).ok_or_else(|| {
+        Status::internal(format!(
+            "node {node_name:?} publishes no InternalIP for its agent"
+        ))
+    })?;
     let verb = match sub {
         Subresource::Log => "containerLogs",
         Subresource::Exec => "exec",
@@ -94,8 +120,12 @@ pub async fn forward(registry: &Registry, ns: &str, name: &str, sub: Subresource
 
     let tcp = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
         .await
-        .map_err(|_| Status::service_unavailable(format!("timed out connecting to the node agent at {addr}")))?
-        .map_err(|e| Status::service_unavailable(format!("error dialing the node agent at {addr}: {e}")))?;
+        .map_err(|_| {
+            Status::service_unavailable(format!("timed out connecting to the node agent at {addr}"))
+        })?
+        .map_err(|e| {
+            Status::service_unavailable(format!("error dialing the node agent at {addr}: {e}"))
+        })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(|e| Status::internal(format!("node agent handshake: {e}")))?;
@@ -105,23 +135,43 @@ pub async fn forward(registry: &Registry, ns: &str, name: &str, sub: Subresource
 
     let mut out = Request::builder().method(req.method().clone()).uri(&path);
     for (k, v) in req.headers() {
-        if k == header::HOST || k == header::CONTENT_LENGTH || k == header::TRANSFER_ENCODING || k == header::AUTHORIZATION {
+        if k == header::HOST
+            || k == header::CONTENT_LENGTH
+            || k == header::TRANSFER_ENCODING
+            || k == header::AUTHORIZATION
+        {
             continue;
         }
         out = out.header(k, v);
     }
-    out = out.header(header::HOST, HeaderValue::from_str(&addr.to_string()).expect("socket address is a valid header"));
-    let client_upgrade = if is_upgrade { Some(hyper::upgrade::on(&mut req)) } else { None };
-    let out = out.body(Empty::<Bytes>::new()).map_err(|e| Status::internal(e.to_string()))?;
-    let mut resp = sender.send_request(out).await.map_err(|e| Status::service_unavailable(format!("node agent request failed: {e}")))?;
+    out = out.header(
+        header::HOST,
+        HeaderValue::from_str(&addr.to_string()).expect("socket address is a valid header"),
+    );
+    let client_upgrade = if is_upgrade {
+        Some(hyper::upgrade::on(&mut req))
+    } else {
+        None
+    };
+    let out = out
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let mut resp = sender
+        .send_request(out)
+        .await
+        .map_err(|e| Status::service_unavailable(format!("node agent request failed: {e}")))?;
 
     if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
-            return Err(Status::internal("node agent switched protocols for a plain request"));
+            return Err(Status::internal(
+                "node agent switched protocols for a plain request",
+            ));
         };
         let agent_upgrade = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {
-            let (Ok(client), Ok(agent)) = (client_upgrade.await, agent_upgrade.await) else { return };
+            let (Ok(client), Ok(agent)) = (client_upgrade.await, agent_upgrade.await) else {
+                return;
+            };
             let mut client = TokioIo::new(client);
             let mut agent = TokioIo::new(agent);
             let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
@@ -137,13 +187,23 @@ pub async fn forward(registry: &Registry, ns: &str, name: &str, sub: Subresource
     let status = resp.status();
     let mut builder = Response::builder().status(status);
     for (k, v) in resp.headers() {
-        if k == header::CONTENT_LENGTH || k == header::TRANSFER_ENCODING || k == header::CONNECTION {
+        if k == header::CONTENT_LENGTH || k == header::TRANSFER_ENCODING || k == header::CONNECTION
+        {
             continue;
         }
         builder = builder.header(k, v);
     }
-    let stream = resp.into_body().into_data_stream().take_while(|r| futures::future::ready(r.is_ok())).filter_map(|r| async move { r.ok().map(|b| Ok::<_, Infallible>(hyper::body::Frame::data(b))) });
-    Ok(builder.body(StreamBody::new(stream).boxed_unsync()).unwrap())
+    let stream = resp
+        .into_body()
+        .into_data_stream()
+        .take_while(|r| futures::future::ready(r.is_ok()))
+        .filter_map(|r| async move {
+            r.ok()
+                .map(|b| Ok::<_, Infallible>(hyper::body::Frame::data(b)))
+        });
+    Ok(builder
+        .body(StreamBody::new(stream).boxed_unsync())
+        .unwrap())
 }
 
 #[cfg(test)]
@@ -156,16 +216,25 @@ mod tests {
         let pod = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
         assert_eq!(container_for(&pod, "p", Some("b")).unwrap(), "b");
         let e = container_for(&pod, "p", None).unwrap_err();
-        assert_eq!(e.message, "a container name must be specified for pod p, choose one of: [a b]");
+        assert_eq!(
+            e.message,
+            "a container name must be specified for pod p, choose one of: [a b]"
+        );
         let one = json!({"spec": {"containers": [{"name": "only"}]}});
         assert_eq!(container_for(&one, "p", None).unwrap(), "only");
-        assert_eq!(container_for(&one, "p", Some("x")).unwrap_err().message, "container x is not valid for pod p");
+        assert_eq!(
+            container_for(&one, "p", Some("x")).unwrap_err().message,
+            "container x is not valid for pod p"
+        );
     }
 
     #[test]
     fn agent_address_from_node_status() {
         let node = json!({"status": {"addresses": [{"type": "Hostname", "address": "n"}, {"type": "InternalIP", "address": "172.30.0.3"}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}});
-        assert_eq!(agent_address(&node), Some("172.30.0.3:10250".parse().unwrap()));
+        assert_eq!(
+            agent_address(&node),
+            Some("172.30.0.3:10250".parse().unwrap())
+        );
     }
 }

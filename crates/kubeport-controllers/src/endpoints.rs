@@ -7,9 +7,7 @@ use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort as CoreEndpointPort, EndpointSubset, ObjectReference, Pod,
     Service, ServicePort,
 };
-use k8s_openapi::api::discovery::v1::{
-    Endpoint, EndpointConditions, EndpointPort, EndpointSlice,
-};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::{BTreeMap, BTreeSet};
@@ -183,7 +181,12 @@ fn pod_ref(pod: &Pod) -> ObjectReference {
 
 /// The slice endpoint for a pod: `serving` = Ready, `terminating` = being deleted,
 /// `ready` = publishNotReadyAddresses || (serving && !terminating).
-pub fn pod_to_endpoint(pod: &Pod, zone: Option<&str>, svc: &Service, address_type: &str) -> Endpoint {
+pub fn pod_to_endpoint(
+    pod: &Pod,
+    zone: Option<&str>,
+    svc: &Service,
+    address_type: &str,
+) -> Endpoint {
     let serving = podutil::is_pod_ready(pod);
     let terminating = pod.metadata.deletion_timestamp.is_some();
     let ready = publish_not_ready(svc) || (serving && !terminating);
@@ -293,10 +296,12 @@ pub fn desired_endpoints<'a>(
             }
         };
         let ep = pod_to_endpoint(pod, zone, svc, address_type);
-        let group = groups.entry(ports_key(&ports)).or_insert_with(|| DesiredGroup {
-            ports,
-            endpoints: BTreeMap::new(),
-        });
+        let group = groups
+            .entry(ports_key(&ports))
+            .or_insert_with(|| DesiredGroup {
+                ports,
+                endpoints: BTreeMap::new(),
+            });
         if !ep.addresses.is_empty() {
             group.endpoints.insert(endpoint_key(&ep), ep);
         }
@@ -307,8 +312,12 @@ pub fn desired_endpoints<'a>(
 /// Slice labels for a Service: its labels (reserved keys excluded), `headless` if it has no
 /// cluster IP, service-name and managed-by; and whether the copied Service labels differ from
 /// the slice's current ones.
-pub fn slice_labels(current: &BTreeMap<String, String>, svc: &Service) -> (BTreeMap<String, String>, bool) {
-    let reserved = |k: &str| k == LABEL_SERVICE_NAME || k == LABEL_MANAGED_BY || k == LABEL_HEADLESS;
+pub fn slice_labels(
+    current: &BTreeMap<String, String>,
+    svc: &Service,
+) -> (BTreeMap<String, String>, bool) {
+    let reserved =
+        |k: &str| k == LABEL_SERVICE_NAME || k == LABEL_MANAGED_BY || k == LABEL_HEADLESS;
     let cur: BTreeMap<&String, &String> = current.iter().filter(|(k, _)| !reserved(k)).collect();
     let mut out: BTreeMap<String, String> = svc
         .metadata
@@ -403,15 +412,16 @@ pub fn plan_slices(
             plan.delete.push(s.clone());
         }
     }
-    for (key, group) in desired.iter() {
-        let slices = existing_by_ports.get(key).cloned().unwrap_or_default();
-        let (c, u, d) = plan_port_group(svc, &slices, group.clone(), address_type, max);
+    let desired_keys: BTreeSet<String> = desired.keys().cloned().collect();
+    for (key, group) in desired {
+        let slices = existing_by_ports.get(&key).cloned().unwrap_or_default();
+        let (c, u, d) = plan_port_group(svc, &slices, group, address_type, max);
         plan.create.extend(c);
         plan.update.extend(u);
         plan.delete.extend(d);
     }
     for (key, slices) in &existing_by_ports {
-        if !desired.contains_key(key) {
+        if !desired_keys.contains(key) {
             plan.delete.extend(slices.iter().map(|s| (*s).clone()));
         }
     }
@@ -447,7 +457,8 @@ pub fn plan_slices(
 /// kube compares placeholders on namespace, labels, ports, address type and endpoints only.
 fn placeholder_equal(a: &EndpointSlice, b: &EndpointSlice) -> bool {
     a.metadata.namespace == b.metadata.namespace
-        && a.metadata.labels.clone().unwrap_or_default() == b.metadata.labels.clone().unwrap_or_default()
+        && a.metadata.labels.clone().unwrap_or_default()
+            == b.metadata.labels.clone().unwrap_or_default()
         && a.address_type == b.address_type
         && a.endpoints.is_empty()
         && b.endpoints.is_empty()
@@ -514,7 +525,9 @@ fn plan_port_group(
         for n in names {
             let s = by_name.get_mut(&n).unwrap();
             while s.endpoints.len() < max {
-                let Some((_, ep)) = desired.pop_first() else { break };
+                let Some((_, ep)) = desired.pop_first() else {
+                    break;
+                };
                 s.endpoints.push(ep);
             }
         }
@@ -539,7 +552,9 @@ fn plan_port_group(
         }
         let mut s = fill.unwrap_or_else(|| new_slice(svc, group.ports.clone(), address_type));
         while s.endpoints.len() < max {
-            let Some((_, ep)) = desired.pop_first() else { break };
+            let Some((_, ep)) = desired.pop_first() else {
+                break;
+            };
             s.endpoints.push(ep);
         }
         match s.metadata.name.clone() {
@@ -653,45 +668,59 @@ fn address_sort_key(a: &EndpointAddress) -> (String, String) {
 /// Groups addresses that offer the same set of ports into one subset, sorted (kube's
 /// RepackSubsets + SortSubsets; addresses sort by IP string, then pod UID).
 pub fn repack_subsets(subsets: Vec<EndpointSubset>) -> Vec<EndpointSubset> {
-    // (address identity, ready) -> (address, ports offered)
     type PortKey = (String, i32, String, String);
-    let mut offered: BTreeMap<((String, String), bool), (EndpointAddress, BTreeMap<PortKey, CoreEndpointPort>)> =
-        BTreeMap::new();
+    /// An address with the ports it offers.
+    struct Offer {
+        addr: EndpointAddress,
+        ports: BTreeMap<PortKey, CoreEndpointPort>,
+    }
+    /// The subset of one port set.
+    #[derive(Default)]
+    struct Group {
+        ports: Vec<CoreEndpointPort>,
+        ready: Vec<EndpointAddress>,
+        not_ready: Vec<EndpointAddress>,
+    }
+    // (address identity, ready) -> the address and the ports it offers
+    let mut offered: BTreeMap<((String, String), bool), Offer> = BTreeMap::new();
     for ss in subsets {
         let ports = ss.ports.unwrap_or_default();
         for (ready, list) in [(true, ss.addresses), (false, ss.not_ready_addresses)] {
             for a in list.into_iter().flatten() {
                 let entry = offered
                     .entry((address_sort_key(&a), ready))
-                    .or_insert_with(|| (a.clone(), BTreeMap::new()));
+                    .or_insert_with(|| Offer {
+                        addr: a.clone(),
+                        ports: BTreeMap::new(),
+                    });
                 for p in &ports {
-                    entry.1.insert(port_sort_key(p), p.clone());
+                    entry.ports.insert(port_sort_key(p), p.clone());
                 }
             }
         }
     }
-    let mut grouped: BTreeMap<Vec<PortKey>, (Vec<CoreEndpointPort>, Vec<EndpointAddress>, Vec<EndpointAddress>)> =
-        BTreeMap::new();
-    for ((_, ready), (addr, ports)) in offered {
-        let key: Vec<PortKey> = ports.keys().cloned().collect();
-        let g = grouped
-            .entry(key)
-            .or_insert_with(|| (ports.values().cloned().collect(), Vec::new(), Vec::new()));
+    let mut grouped: BTreeMap<Vec<PortKey>, Group> = BTreeMap::new();
+    for ((_, ready), offer) in offered {
+        let key: Vec<PortKey> = offer.ports.keys().cloned().collect();
+        let g = grouped.entry(key).or_insert_with(|| Group {
+            ports: offer.ports.values().cloned().collect(),
+            ..Default::default()
+        });
         if ready {
-            g.1.push(addr);
+            g.ready.push(offer.addr);
         } else {
-            g.2.push(addr);
+            g.not_ready.push(offer.addr);
         }
     }
     grouped
         .into_values()
-        .map(|(ports, mut ready, mut not_ready)| {
-            ready.sort_by_key(address_sort_key);
-            not_ready.sort_by_key(address_sort_key);
+        .map(|mut g| {
+            g.ready.sort_by_key(address_sort_key);
+            g.not_ready.sort_by_key(address_sort_key);
             EndpointSubset {
-                addresses: (!ready.is_empty()).then_some(ready),
-                not_ready_addresses: (!not_ready.is_empty()).then_some(not_ready),
-                ports: (!ports.is_empty()).then_some(ports),
+                addresses: (!g.ready.is_empty()).then_some(g.ready),
+                not_ready_addresses: (!g.not_ready.is_empty()).then_some(g.not_ready),
+                ports: (!g.ports.is_empty()).then_some(g.ports),
             }
         })
         .collect()
@@ -831,7 +860,10 @@ mod tests {
         let s = svc(IntOrString::Int(80));
         let ready = pod_to_endpoint(&pod("a", "10.0.0.1", true, &[]), Some("z"), &s, "IPv4");
         let c = ready.conditions.unwrap();
-        assert_eq!((c.ready, c.serving, c.terminating), (Some(true), Some(true), Some(false)));
+        assert_eq!(
+            (c.ready, c.serving, c.terminating),
+            (Some(true), Some(true), Some(false))
+        );
         assert_eq!(ready.node_name.as_deref(), Some("node-a"));
         assert_eq!(ready.zone.as_deref(), Some("z"));
         assert_eq!(ready.target_ref.unwrap().name.as_deref(), Some("a"));
@@ -839,7 +871,10 @@ mod tests {
         let mut term = (*pod("b", "10.0.0.2", true, &[])).clone();
         term.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
         let c = pod_to_endpoint(&term, None, &s, "IPv4").conditions.unwrap();
-        assert_eq!((c.ready, c.serving, c.terminating), (Some(false), Some(true), Some(true)));
+        assert_eq!(
+            (c.ready, c.serving, c.terminating),
+            (Some(false), Some(true), Some(true))
+        );
 
         let mut publish = s.clone();
         publish.spec.as_mut().unwrap().publish_not_ready_addresses = Some(true);
@@ -865,12 +900,24 @@ mod tests {
     fn named_target_port_resolves_per_pod_by_name_and_protocol() {
         let s = svc(IntOrString::String("http".into()));
         let sp = &s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
-        assert_eq!(find_port(&pod("a", "10.0.0.1", true, &[("http", 8080)]), sp), Some(8080));
-        assert_eq!(find_port(&pod("b", "10.0.0.2", true, &[("http", 9090)]), sp), Some(9090));
-        assert_eq!(find_port(&pod("c", "10.0.0.3", true, &[("metrics", 9100)]), sp), None);
+        assert_eq!(
+            find_port(&pod("a", "10.0.0.1", true, &[("http", 8080)]), sp),
+            Some(8080)
+        );
+        assert_eq!(
+            find_port(&pod("b", "10.0.0.2", true, &[("http", 9090)]), sp),
+            Some(9090)
+        );
+        assert_eq!(
+            find_port(&pod("c", "10.0.0.3", true, &[("metrics", 9100)]), sp),
+            None
+        );
         let mut udp = sp.clone();
         udp.protocol = Some("UDP".into());
-        assert_eq!(find_port(&pod("a", "10.0.0.1", true, &[("http", 8080)]), &udp), None);
+        assert_eq!(
+            find_port(&pod("a", "10.0.0.1", true, &[("http", 8080)]), &udp),
+            None
+        );
 
         let pods = vec![
             pod("a", "10.0.0.1", true, &[("http", 8080)]),
@@ -881,7 +928,9 @@ mod tests {
         assert!(missing.is_empty());
         // Three port lists: 8080, 9090, and none for the pod without the port.
         assert_eq!(groups.len(), 3);
-        assert!(groups.values().any(|g| g.ports.is_empty() && g.endpoints.len() == 1));
+        assert!(groups
+            .values()
+            .any(|g| g.ports.is_empty() && g.endpoints.len() == 1));
         // Endpoints leave the port-less pod out entirely.
         let subsets = endpoints_subsets(&s, &pods);
         let ips: Vec<String> = subsets
@@ -893,7 +942,14 @@ mod tests {
 
     fn many(n: usize) -> Vec<Arc<Pod>> {
         (0..n)
-            .map(|i| pod(&format!("p{i}"), &format!("10.1.{}.{}", i / 250, i % 250 + 1), true, &[]))
+            .map(|i| {
+                pod(
+                    &format!("p{i}"),
+                    &format!("10.1.{}.{}", i / 250, i % 250 + 1),
+                    true,
+                    &[],
+                )
+            })
             .collect()
     }
 
@@ -911,9 +967,15 @@ mod tests {
         assert_eq!(labels[LABEL_MANAGED_BY], MANAGED_BY);
         assert_eq!(labels["app"], "web-svc");
         let owner = &first.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!((owner.controller, owner.block_owner_deletion), (Some(true), Some(true)));
+        assert_eq!(
+            (owner.controller, owner.block_owner_deletion),
+            (Some(true), Some(true))
+        );
         assert_eq!(first.ports.as_ref().unwrap()[0].port, Some(80));
-        assert_eq!(first.ports.as_ref().unwrap()[0].name.as_deref(), Some("http"));
+        assert_eq!(
+            first.ports.as_ref().unwrap()[0].name.as_deref(),
+            Some("http")
+        );
         // IPs sort numerically: 10.1.0.1, 10.1.0.2, ..., not 10.1.0.1, 10.1.0.10.
         assert_eq!(first.endpoints[1].addresses[0], "10.1.0.2");
 
@@ -1023,7 +1085,10 @@ mod tests {
         let nr = subsets[0].not_ready_addresses.as_ref().unwrap();
         assert_eq!(nr[0].ip, "10.244.2.3");
         assert_eq!(nr[0].node_name.as_deref(), Some("node-a"));
-        assert_eq!(nr[0].target_ref.as_ref().unwrap().kind.as_deref(), Some("Pod"));
+        assert_eq!(
+            nr[0].target_ref.as_ref().unwrap().kind.as_deref(),
+            Some("Pod")
+        );
         let port = &subsets[0].ports.as_ref().unwrap()[0];
         assert_eq!((port.name.as_deref(), port.port), (Some("http"), 80));
     }
@@ -1032,7 +1097,14 @@ mod tests {
     fn endpoints_are_capped_at_1000_keeping_ready_first() {
         let s = svc(IntOrString::Int(80));
         let mut pods = many(900);
-        pods.extend((0..300).map(|i| pod(&format!("n{i}"), &format!("10.9.{}.{}", i / 250, i % 250 + 1), false, &[])));
+        pods.extend((0..300).map(|i| {
+            pod(
+                &format!("n{i}"),
+                &format!("10.9.{}.{}", i / 250, i % 250 + 1),
+                false,
+                &[],
+            )
+        }));
         let mut subsets = endpoints_subsets(&s, &pods);
         assert_eq!(address_count(&subsets), 1200);
         assert!(truncate_subsets(&mut subsets, ENDPOINTS_MAX_CAPACITY));

@@ -1,7 +1,9 @@
 //! The Endpoints controller (`endpoint`): writes the legacy Endpoints object, named like the
 //! Service, that `kubectl get endpoints` and older `kubectl describe svc` read.
 
-use crate::endpoints::{self, ANNOTATION_OVER_CAPACITY, ANNOTATION_TRIGGER_TIME, ENDPOINTS_MAX_CAPACITY, LABEL_HEADLESS};
+use crate::endpoints::{
+    self, ANNOTATION_OVER_CAPACITY, ANNOTATION_TRIGGER_TIME, ENDPOINTS_MAX_CAPACITY, LABEL_HEADLESS,
+};
 use crate::events::{object_ref, EventRecorder, EventType};
 use crate::informer::{key_of, split_key, Key};
 use crate::metrics::ControllerMetrics;
@@ -37,8 +39,14 @@ fn pod_changed(old: &Pod, new: &Pod) -> bool {
         || crate::podutil::is_pod_ready(old) != crate::podutil::is_pod_ready(new)
         || crate::podutil::is_terminal(old) != crate::podutil::is_terminal(new)
         || crate::podutil::node_name(old) != crate::podutil::node_name(new)
-        || old.spec.as_ref().map(|s| (&s.hostname, &s.subdomain, &s.containers))
-            != new.spec.as_ref().map(|s| (&s.hostname, &s.subdomain, &s.containers))
+        || old
+            .spec
+            .as_ref()
+            .map(|s| (&s.hostname, &s.subdomain, &s.containers))
+            != new
+                .spec
+                .as_ref()
+                .map(|s| (&s.hostname, &s.subdomain, &s.containers))
 }
 
 impl EndpointsController {
@@ -112,10 +120,16 @@ impl EndpointsController {
 
     pub fn run(self: &Arc<Self>, workers: usize) -> Vec<tokio::task::JoinHandle<()>> {
         let me = self.clone();
-        run_workers(NAME, self.queue.clone(), workers, self.metrics.clone(), move |key| {
-            let me = me.clone();
-            async move { me.sync(&key).await }
-        })
+        run_workers(
+            NAME,
+            self.queue.clone(),
+            workers,
+            self.metrics.clone(),
+            move |key| {
+                let me = me.clone();
+                async move { me.sync(&key).await }
+            },
+        )
     }
 
     pub fn queue(&self) -> &Arc<WorkQueue<Key>> {
@@ -190,7 +204,10 @@ impl EndpointsController {
             labels.insert(LABEL_HEADLESS.into(), String::new());
         }
         new.metadata.labels = Some(labels);
-        let ann = new.metadata.annotations.get_or_insert_with(Default::default);
+        let ann = new
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
         match trigger {
             Some(t) => {
                 ann.insert(ANNOTATION_TRIGGER_TIME.into(), t.to_string());
@@ -214,7 +231,10 @@ impl EndpointsController {
                 if let Some(cur) = &current {
                     if written.metadata.resource_version != cur.metadata.resource_version {
                         if let Some(rv) = cur.metadata.resource_version.clone() {
-                            self.stale_versions.lock().unwrap().insert(key.to_string(), rv);
+                            self.stale_versions
+                                .lock()
+                                .unwrap()
+                                .insert(key.to_string(), rv);
                         }
                     }
                 }
@@ -222,11 +242,18 @@ impl EndpointsController {
             }
             Err(e) => {
                 let (reason, msg) = if current.is_none() {
-                    ("FailedToCreateEndpoint", format!("Failed to create endpoint for service {key}: {e}"))
+                    (
+                        "FailedToCreateEndpoint",
+                        format!("Failed to create endpoint for service {key}: {e}"),
+                    )
                 } else {
-                    ("FailedToUpdateEndpoint", format!("Failed to update endpoint {key}: {e}"))
+                    (
+                        "FailedToUpdateEndpoint",
+                        format!("Failed to update endpoint {key}: {e}"),
+                    )
                 };
-                self.recorder.record(object_ref(&new), EventType::Warning, reason, msg);
+                self.recorder
+                    .record(object_ref(&new), EventType::Warning, reason, msg);
                 Err(e.into())
             }
         }

@@ -1,7 +1,9 @@
 //! The EndpointSlice controller (`endpointslice`): keeps the slices of every Service with a
 //! selector in line with its pods.
 
-use crate::endpoints::{self, NodeInfo, SlicePlan, ANNOTATION_TRIGGER_TIME, LABEL_MANAGED_BY, MANAGED_BY};
+use crate::endpoints::{
+    self, NodeInfo, SlicePlan, ANNOTATION_TRIGGER_TIME, LABEL_MANAGED_BY, MANAGED_BY,
+};
 use crate::events::EventRecorder;
 use crate::informer::{key_of, split_key, Key};
 use crate::metrics::ControllerMetrics;
@@ -37,8 +39,14 @@ fn pod_changed(old: &Pod, new: &Pod) -> bool {
         || crate::podutil::is_pod_ready(old) != crate::podutil::is_pod_ready(new)
         || crate::podutil::is_terminal(old) != crate::podutil::is_terminal(new)
         || crate::podutil::node_name(old) != crate::podutil::node_name(new)
-        || old.spec.as_ref().map(|s| (&s.hostname, &s.subdomain, &s.containers, &s.init_containers))
-            != new.spec.as_ref().map(|s| (&s.hostname, &s.subdomain, &s.containers, &s.init_containers))
+        || old
+            .spec
+            .as_ref()
+            .map(|s| (&s.hostname, &s.subdomain, &s.containers, &s.init_containers))
+            != new
+                .spec
+                .as_ref()
+                .map(|s| (&s.hostname, &s.subdomain, &s.containers, &s.init_containers))
         || old.metadata.uid != new.metadata.uid
 }
 
@@ -98,11 +106,15 @@ impl EndpointSliceController {
         self.shared.endpoint_slices.on_change(move |old, new| {
             let Some(me) = me.upgrade() else { return };
             let Some(s) = new.or(old) else { return };
-            let managed = |s: &EndpointSlice| s.labels().get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY);
+            let managed = |s: &EndpointSlice| {
+                s.labels().get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+            };
             if !managed(s) && !old.is_some_and(|o| managed(o)) {
                 return;
             }
-            let Some(svc) = s.labels().get(endpoints::LABEL_SERVICE_NAME) else { return };
+            let Some(svc) = s.labels().get(endpoints::LABEL_SERVICE_NAME) else {
+                return;
+            };
             let owner = crate::informer::key(s.metadata.namespace.as_deref(), svc);
             let rv = new.and_then(|n| n.metadata.resource_version.as_deref());
             if me.tracker.is_own_write(&owner, &s.name_any(), rv) {
@@ -115,10 +127,16 @@ impl EndpointSliceController {
     /// Starts the workers; the caller has started and synced the informers.
     pub fn run(self: &Arc<Self>, workers: usize) -> Vec<tokio::task::JoinHandle<()>> {
         let me = self.clone();
-        run_workers(NAME, self.queue.clone(), workers, self.metrics.clone(), move |key| {
-            let me = me.clone();
-            async move { me.sync(&key).await }
-        })
+        run_workers(
+            NAME,
+            self.queue.clone(),
+            workers,
+            self.metrics.clone(),
+            move |key| {
+                let me = me.clone();
+                async move { me.sync(&key).await }
+            },
+        )
     }
 
     pub fn queue(&self) -> &Arc<WorkQueue<Key>> {
@@ -150,7 +168,15 @@ impl EndpointSliceController {
             .collect();
         let cached: HashMap<String, Option<u64>> = slices
             .iter()
-            .map(|s| (s.name_any(), s.metadata.resource_version.as_deref().and_then(|r| r.parse().ok())))
+            .map(|s| {
+                (
+                    s.name_any(),
+                    s.metadata
+                        .resource_version
+                        .as_deref()
+                        .and_then(|r| r.parse().ok()),
+                )
+            })
             .collect();
         if self.tracker.is_stale(key, &cached) {
             anyhow::bail!("EndpointSlice informer cache is out of date");
@@ -176,9 +202,12 @@ impl EndpointSliceController {
                 .iter()
                 .map(|p| crate::podutil::node_name(p))
                 .filter_map(|n| {
-                    nodes
-                        .get(n)
-                        .map(|node| (n.to_string(), node.labels().get(endpoints::LABEL_ZONE).cloned()))
+                    nodes.get(n).map(|node| {
+                        (
+                            n.to_string(),
+                            node.labels().get(endpoints::LABEL_ZONE).cloned(),
+                        )
+                    })
                 })
                 .collect();
             let (groups, miss) = endpoints::desired_endpoints(
@@ -191,7 +220,8 @@ impl EndpointSliceController {
                 t,
             );
             missing.extend(miss);
-            let p = endpoints::plan_slices(&svc, &existing, groups, t, self.max_endpoints_per_slice);
+            let p =
+                endpoints::plan_slices(&svc, &existing, groups, t, self.max_endpoints_per_slice);
             plan.create.extend(p.create);
             plan.update.extend(p.update);
             plan.delete.extend(p.delete);
@@ -233,30 +263,60 @@ impl EndpointSliceController {
                 }
             }
         };
+        // Writes of one reconcile go out together (the store commits them as one group).
+        let pp = PostParams::default();
+        let mut creates = Vec::new();
         if svc.metadata.deletion_timestamp.is_none() {
             for mut s in plan.create {
                 stamp(&mut s);
-                self.metrics.write();
-                let created = api.create(&PostParams::default(), &s).await?;
-                self.tracker.written(key, &created.name_any(), created.metadata.resource_version.as_deref());
+                creates.push(s);
             }
         }
-        for mut s in plan.update {
-            stamp(&mut s);
-            let name = s.name_any();
+        let created = futures::future::join_all(creates.iter().map(|s| {
             self.metrics.write();
-            let updated = api.replace(&name, &PostParams::default(), &s).await?;
-            self.tracker.written(key, &name, updated.metadata.resource_version.as_deref());
+            api.create(&pp, s)
+        }))
+        .await;
+        let mut updates = plan.update;
+        for s in updates.iter_mut() {
+            stamp(s);
         }
-        for s in plan.delete {
-            let name = s.name_any();
+        let updated = futures::future::join_all(updates.iter().map(|s| {
             self.metrics.write();
-            match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(e) if crate::shared::is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
+            api.replace(s.metadata.name.as_deref().unwrap_or_default(), &pp, s)
+        }))
+        .await;
+        let dp = DeleteParams::default();
+        let deleted = futures::future::join_all(plan.delete.iter().map(|s| {
+            self.metrics.write();
+            api.delete(s.metadata.name.as_deref().unwrap_or_default(), &dp)
+        }))
+        .await;
+        let mut first_err: Option<kube::Error> = None;
+        for r in created.into_iter().chain(updated) {
+            match r {
+                Ok(s) => {
+                    self.tracker
+                        .written(key, &s.name_any(), s.metadata.resource_version.as_deref())
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
-            self.tracker.deleted(key, &name);
+        }
+        for (s, r) in plan.delete.iter().zip(deleted) {
+            match r {
+                Ok(_) => self.tracker.deleted(key, &s.name_any()),
+                Err(e) if crate::shared::is_not_found(&e) => {
+                    self.tracker.deleted(key, &s.name_any())
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e.into());
         }
         Ok(())
     }

@@ -175,7 +175,11 @@ async fn writer(
             });
             metrics.write();
             match api
-                .patch(&prev.event_name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(
+                    &prev.event_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await
             {
                 Ok(_) => {
@@ -188,7 +192,14 @@ async fn writer(
                 }
             }
         }
-        let ev = new_event(component, &req.object, req.type_, &req.reason, &req.message, now);
+        let ev = new_event(
+            component,
+            &req.object,
+            req.type_,
+            &req.reason,
+            &req.message,
+            now,
+        );
         let ns = ev.namespace().unwrap_or_default();
         let api: Api<Event> = Api::namespaced(client.clone(), &ns);
         metrics.write();

@@ -22,7 +22,10 @@ pub fn key(namespace: Option<&str>, name: &str) -> Key {
 }
 
 pub fn key_of<K: Resource>(obj: &K) -> Key {
-    key(obj.meta().namespace.as_deref(), obj.meta().name.as_deref().unwrap_or_default())
+    key(
+        obj.meta().namespace.as_deref(),
+        obj.meta().name.as_deref().unwrap_or_default(),
+    )
 }
 
 /// Splits a key into namespace (empty for cluster-scoped) and name.
@@ -176,11 +179,11 @@ where
             let mut buffer: Option<HashMap<Key, Arc<K>>> = None;
             while let Some(ev) = stream.next().await {
                 match ev {
-                    Ok(Event::Apply(obj)) => this.apply(Arc::new(obj)),
+                    Ok(Event::Apply(obj)) => this.apply(Arc::new(trim(obj))),
                     Ok(Event::Delete(obj)) => this.delete(&key_of(&obj)),
                     Ok(Event::Init) => buffer = Some(HashMap::new()),
                     Ok(Event::InitApply(obj)) => {
-                        let obj = Arc::new(obj);
+                        let obj = Arc::new(trim(obj));
                         buffer
                             .get_or_insert_with(HashMap::new)
                             .insert(key_of(obj.as_ref()), obj);
@@ -276,6 +279,13 @@ where
     }
 }
 
+/// Drops what no controller reads before caching (kube-controller-manager's informers strip
+/// managedFields the same way); it is most of a small object's size.
+fn trim<K: Resource>(mut obj: K) -> K {
+    obj.meta_mut().managed_fields = None;
+    obj
+}
+
 fn same_version<K: Resource>(a: &K, b: &K) -> bool {
     let (ra, rb) = (a.resource_version(), b.resource_version());
     ra.is_some() && ra == rb && a.meta().uid == b.meta().uid
@@ -289,9 +299,15 @@ fn type_name<K>() -> &'static str {
 }
 
 /// Index values for labels: `namespace/key=value` per label.
-pub fn label_index_values(ns: Option<&str>, labels: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+pub fn label_index_values(
+    ns: Option<&str>,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
     let ns = ns.unwrap_or_default();
-    labels.iter().map(|(k, v)| format!("{ns}/{k}={v}")).collect()
+    labels
+        .iter()
+        .map(|(k, v)| format!("{ns}/{k}={v}"))
+        .collect()
 }
 
 /// The index value under which [`label_index_values`] files `key=value` in `ns`.
@@ -358,7 +374,11 @@ mod tests {
         inf.replace(fresh);
         assert!(inf.get("dev/a").is_none());
         assert_eq!(
-            inf.get("dev/b").unwrap().metadata.resource_version.as_deref(),
+            inf.get("dev/b")
+                .unwrap()
+                .metadata
+                .resource_version
+                .as_deref(),
             Some("3")
         );
         assert_eq!(split_key("dev/b"), ("dev", "b"));

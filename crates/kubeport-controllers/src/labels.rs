@@ -124,10 +124,7 @@ mod tests {
             &labels(&[("app", "nginx"), ("tier", "web"), ("canary", "1")])
         ));
         assert!(!selector_matches(&sel, &labels(&[("tier", "web")])));
-        assert_eq!(
-            selector_string(&sel),
-            "!canary,app=nginx,tier in (api,web)"
-        );
+        assert_eq!(selector_string(&sel), "!canary,app=nginx,tier in (api,web)");
     }
 
     #[test]

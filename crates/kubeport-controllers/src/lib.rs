@@ -58,7 +58,11 @@ impl ControllerOptions {
     /// Parses `*`, `*,-scheduler`, or `endpointslice,replicaset`: `*` turns on all
     /// controllers, `name` turns one on, `-name` turns one off (explicit names win over `*`).
     pub fn from_flag(flag: &str) -> Self {
-        let items: Vec<&str> = flag.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let items: Vec<&str> = flag
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         let star = items.contains(&"*");
         let mut unknown = Vec::new();
         for item in &items {
@@ -158,7 +162,10 @@ impl RunningControllers {
 }
 
 /// Starts the enabled controllers: watches first, workers once the caches are synced.
-pub async fn start(client: kube::Client, opts: ControllerOptions) -> anyhow::Result<RunningControllers> {
+pub async fn start(
+    client: kube::Client,
+    opts: ControllerOptions,
+) -> anyhow::Result<RunningControllers> {
     if let Some(u) = opts.unknown.first() {
         anyhow::bail!("{u:?} is not in the list of known controllers");
     }
@@ -179,7 +186,12 @@ pub async fn start(client: kube::Client, opts: ControllerOptions) -> anyhow::Res
         deployments: deploy,
     };
     // Handlers are registered before the watches start, so no event is missed.
-    let slice_ctl = slices.then(|| endpointslice_controller::EndpointSliceController::new(shared.clone(), opts.max_endpoints_per_slice));
+    let slice_ctl = slices.then(|| {
+        endpointslice_controller::EndpointSliceController::new(
+            shared.clone(),
+            opts.max_endpoints_per_slice,
+        )
+    });
     let ep_ctl = eps.then(|| endpoints_controller::EndpointsController::new(shared.clone()));
     let rs_ctl = rs.then(|| replicaset::ReplicaSetController::new(shared.clone()));
     let deploy_ctl = deploy.then(|| deployment::DeploymentController::new(shared.clone()));
@@ -256,7 +268,12 @@ mod tests {
         let two = ControllerOptions::from_flag("endpointslice,replicaset");
         assert_eq!(two.enabled, vec!["endpointslice", "replicaset"]);
         assert!(ControllerOptions::from_flag("").enabled.is_empty());
-        assert!(ControllerOptions::from_flag("-scheduler").enabled.is_empty());
-        assert_eq!(ControllerOptions::from_flag("*,bogus").unknown, vec!["bogus"]);
+        assert!(ControllerOptions::from_flag("-scheduler")
+            .enabled
+            .is_empty());
+        assert_eq!(
+            ControllerOptions::from_flag("*,bogus").unknown,
+            vec!["bogus"]
+        );
     }
 }

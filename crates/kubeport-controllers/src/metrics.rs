@@ -63,12 +63,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn controller(&self, name: &'static str) -> Arc<ControllerMetrics> {
-        self.inner
-            .lock()
-            .unwrap()
-            .entry(name)
-            .or_default()
-            .clone()
+        self.inner.lock().unwrap().entry(name).or_default().clone()
     }
 
     pub fn snapshot(&self) -> BTreeMap<&'static str, MetricsSnapshot> {

@@ -170,8 +170,11 @@ impl Shared {
 
     /// Pods in `ns` matching a Service's map selector.
     pub fn pods_for_map_selector(&self, ns: &str, sel: &Labels) -> Vec<Arc<Pod>> {
-        let pairs: Vec<(String, String)> = sel.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        select(&self.pods, ns, &pairs, |p: &Pod| labels::map_matches(sel, p.labels()))
+        let pairs: Vec<(String, String)> =
+            sel.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        select(&self.pods, ns, &pairs, |p: &Pod| {
+            labels::map_matches(sel, p.labels())
+        })
     }
 
     /// Pods in `ns` matching a LabelSelector.
@@ -186,7 +189,10 @@ impl Shared {
         let mut out = BTreeSet::new();
         let mut candidates = self.services.by_index(IDX_SELECTOR, &format!("{ns}/*"));
         for (k, v) in pod_labels {
-            candidates.extend(self.services.by_index(IDX_SELECTOR, &label_index_value(ns, k, v)));
+            candidates.extend(
+                self.services
+                    .by_index(IDX_SELECTOR, &label_index_value(ns, k, v)),
+            );
         }
         for s in candidates {
             if let Some(sel) = s.spec.as_ref().and_then(|sp| sp.selector.as_ref()) {
@@ -273,7 +279,9 @@ where
                             if n < 3 {
                                 tracing::debug!("{name}: syncing {key:?} failed, retrying: {e:#}");
                             } else {
-                                tracing::warn!("{name}: syncing {key:?} failed ({n} retries): {e:#}");
+                                tracing::warn!(
+                                    "{name}: syncing {key:?} failed ({n} retries): {e:#}"
+                                );
                             }
                             queue.add_rate_limited(key.clone());
                         }
@@ -320,24 +328,34 @@ fn rv_number(rv: Option<&str>) -> Option<u64> {
 impl WriteTracker {
     pub fn written(&self, owner: &str, name: &str, rv: Option<&str>) {
         if let Some(rv) = rv_number(rv) {
-            self.map.lock().unwrap().entry(owner.to_string()).or_default().insert(
-                name.to_string(),
-                Expect {
-                    what: Expectation::Written(rv),
-                    at: Instant::now(),
-                },
-            );
+            self.map
+                .lock()
+                .unwrap()
+                .entry(owner.to_string())
+                .or_default()
+                .insert(
+                    name.to_string(),
+                    Expect {
+                        what: Expectation::Written(rv),
+                        at: Instant::now(),
+                    },
+                );
         }
     }
 
     pub fn deleted(&self, owner: &str, name: &str) {
-        self.map.lock().unwrap().entry(owner.to_string()).or_default().insert(
-            name.to_string(),
-            Expect {
-                what: Expectation::Deleted,
-                at: Instant::now(),
-            },
-        );
+        self.map
+            .lock()
+            .unwrap()
+            .entry(owner.to_string())
+            .or_default()
+            .insert(
+                name.to_string(),
+                Expect {
+                    what: Expectation::Deleted,
+                    at: Instant::now(),
+                },
+            );
     }
 
     pub fn forget_owner(&self, owner: &str) {
@@ -378,7 +396,9 @@ impl WriteTracker {
             return false;
         };
         match (e.what, rv) {
-            (Expectation::Written(want), Some(rv)) => rv_number(Some(rv)).is_some_and(|have| have <= want),
+            (Expectation::Written(want), Some(rv)) => {
+                rv_number(Some(rv)).is_some_and(|have| have <= want)
+            }
             (Expectation::Deleted, None) => true,
             _ => false,
         }

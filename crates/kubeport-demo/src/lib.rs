@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 const KIND_CONFIG: &str = include_str!("../../../examples/seed-001/kind-config.yaml");
 const REPLICASET: &str = include_str!("../../../examples/seed-001/nginx-replicaset.yaml");
-const NODEPORT_SERVICE: &str = include_str!("../../../examples/seed-001/nginx-service-nodeport.yaml");
+const NODEPORT_SERVICE: &str =
+    include_str!("../../../examples/seed-001/nginx-service-nodeport.yaml");
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -39,13 +40,20 @@ struct Ctx {
 impl Ctx {
     fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
         let mut cmd = Command::new("kubectl");
-        cmd.arg("--context").arg(&self.context).args(args).stdin(Stdio::null());
+        cmd.arg("--context")
+            .arg(&self.context)
+            .args(args)
+            .stdin(Stdio::null());
         if let Some(k) = &self.kubeconfig {
             cmd.env("KUBECONFIG", k);
         }
         let out = cmd.output().context("running kubectl (is it on PATH?)")?;
         if !out.status.success() {
-            bail!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "kubectl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -69,10 +77,16 @@ fn step(msg: &str) {
 fn http_get(addr: SocketAddr) -> std::io::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(s, "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
-    Ok(buf.split_once("\r\n\r\n").map(|(_, b)| b.trim().to_string()).unwrap_or_default())
+    Ok(buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim().to_string())
+        .unwrap_or_default())
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -80,7 +94,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let workdir = std::env::temp_dir().join(format!("kubeport-demo-{}", std::process::id()));
     std::fs::create_dir_all(&workdir)?;
-    let ctx = Ctx { exe, kubeconfig: args.kubeconfig.clone(), context: format!("kubeport-{}", args.name), workdir };
+    let ctx = Ctx {
+        exe,
+        kubeconfig: args.kubeconfig.clone(),
+        context: format!("kubeport-{}", args.name),
+        workdir,
+    };
     let result = demo(&ctx, &args);
     let _ = std::fs::remove_dir_all(&ctx.workdir);
     result?;
@@ -90,17 +109,32 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 fn demo(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<()> {
     let clusters = ctx.kubeport(&["get", "clusters"])?;
-    let exists = String::from_utf8_lossy(&clusters.stdout).lines().any(|l| l.trim() == args.name);
+    let exists = String::from_utf8_lossy(&clusters.stdout)
+        .lines()
+        .any(|l| l.trim() == args.name);
     if exists {
         step(&format!("reusing cluster {:?}", args.name));
     } else {
-        step(&format!("creating cluster {:?} from the seed's kind-config.yaml (1 control-plane + 2 workers)", args.name));
+        step(&format!(
+            "creating cluster {:?} from the seed's kind-config.yaml (1 control-plane + 2 workers)",
+            args.name
+        ));
         let cfg = ctx.workdir.join("kind-config.yaml");
         std::fs::write(&cfg, KIND_CONFIG)?;
-        let out = ctx.kubeport(&["create", "cluster", "--name", &args.name, "--config", cfg.to_str().unwrap()])?;
+        let out = ctx.kubeport(&[
+            "create",
+            "cluster",
+            "--name",
+            &args.name,
+            "--config",
+            cfg.to_str().unwrap(),
+        ])?;
         print!("{}", String::from_utf8_lossy(&out.stdout));
         if !out.status.success() {
-            bail!("kubeport create cluster failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "kubeport create cluster failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
     }
     let _ = ctx.kubectl(&["create", "namespace", "dev"]);
@@ -113,24 +147,51 @@ fn demo(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<()> {
     ctx.kubectl(&["apply", "-f", svc.to_str().unwrap()])?;
     step("waiting for the 6 pods to be Ready");
     wait_pods_ready(ctx, 6, Duration::from_secs(60))?;
-    let pods: Value = serde_json::from_str(&ctx.kubectl(&["get", "pods", "-n", "dev", "-l", "app=nginx", "-o", "json"])?)?;
+    let pods: Value = serde_json::from_str(&ctx.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        "dev",
+        "-l",
+        "app=nginx",
+        "-o",
+        "json",
+    ])?)?;
     let mut pod_node: BTreeMap<String, String> = BTreeMap::new();
     for p in pods["items"].as_array().into_iter().flatten() {
         if p.pointer("/metadata/deletionTimestamp").is_some() {
             continue;
         }
-        let name = p["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let node = p["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+        let name = p["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let node = p["spec"]["nodeName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         pod_node.insert(name, node);
     }
     step("writing each pod's name into its index.html (the seed's loop)");
     for pod in pod_node.keys() {
-        ctx.kubectl(&["exec", "-n", "dev", pod, "--", "sh", "-c", &format!("echo {pod} > /usr/share/nginx/html/index.html")])?;
+        ctx.kubectl(&[
+            "exec",
+            "-n",
+            "dev",
+            pod,
+            "--",
+            "sh",
+            "-c",
+            &format!("echo {pod} > /usr/share/nginx/html/index.html"),
+        ])?;
     }
     let nodes: Value = serde_json::from_str(&ctx.kubectl(&["get", "nodes", "-o", "json"])?)?;
     let mut node_ips: Vec<(String, IpAddr)> = Vec::new();
     for n in nodes["items"].as_array().into_iter().flatten() {
-        let name = n["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = n["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let ip = n["status"]["addresses"]
             .as_array()
             .into_iter()
@@ -142,9 +203,15 @@ fn demo(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<()> {
             node_ips.push((name, ip));
         }
     }
-    step(&format!("sending {} requests to each node's IP:30000 from this host", args.requests));
+    step(&format!(
+        "sending {} requests to each node's IP:30000 from this host",
+        args.requests
+    ));
     println!();
-    println!("{:<28} {:<17} answered by (pod @ node: count)", "ENTRY NODE", "NODE IP:PORT");
+    println!(
+        "{:<28} {:<17} answered by (pod @ node: count)",
+        "ENTRY NODE", "NODE IP:PORT"
+    );
     let mut every_node_reached_all = true;
     for (node, ip) in &node_ips {
         let addr = SocketAddr::new(*ip, 30000);
@@ -156,13 +223,26 @@ fn demo(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<()> {
                 _ => failures += 1,
             }
         }
-        let nodes_reached: std::collections::BTreeSet<&str> = counts.keys().filter_map(|p| pod_node.get(p).map(|s| s.as_str())).collect();
+        let nodes_reached: std::collections::BTreeSet<&str> = counts
+            .keys()
+            .filter_map(|p| pod_node.get(p).map(|s| s.as_str()))
+            .collect();
         every_node_reached_all &= nodes_reached.len() == node_ips.len();
         let answered: Vec<String> = counts
             .iter()
-            .map(|(pod, n)| format!("{pod} @ {}: {n}", pod_node.get(pod).map(|s| s.as_str()).unwrap_or("?")))
+            .map(|(pod, n)| {
+                format!(
+                    "{pod} @ {}: {n}",
+                    pod_node.get(pod).map(|s| s.as_str()).unwrap_or("?")
+                )
+            })
             .collect();
-        println!("{:<28} {:<17} {}", node, addr.to_string(), answered.join(", "));
+        println!(
+            "{:<28} {:<17} {}",
+            node,
+            addr.to_string(),
+            answered.join(", ")
+        );
         if failures > 0 {
             println!("{:<28} {:<17} ({failures} requests failed)", "", "");
         }
@@ -179,7 +259,10 @@ fn demo(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<()> {
     println!("  kubectl -n dev describe svc nginx-service");
     println!("  kubectl -n dev get endpoints nginx-service");
     println!("  kubectl -n dev get pod -o wide");
-    println!("  ip netns exec {}-worker nft list table ip kube-proxy", args.name);
+    println!(
+        "  ip netns exec {}-worker nft list table ip kube-proxy",
+        args.name
+    );
     println!("  kubeport trace svc/nginx-service -n dev");
     println!("Delete the cluster:");
     println!("  kubeport delete cluster --name {}", args.name);
@@ -189,14 +272,27 @@ fn demo(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<()> {
 fn wait_pods_ready(ctx: &Ctx, want: usize, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let pods: Value = serde_json::from_str(&ctx.kubectl(&["get", "pods", "-n", "dev", "-l", "app=nginx", "-o", "json"])?)?;
+        let pods: Value = serde_json::from_str(&ctx.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            "dev",
+            "-l",
+            "app=nginx",
+            "-o",
+            "json",
+        ])?)?;
         let ready = pods["items"]
             .as_array()
             .into_iter()
             .flatten()
             .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
             .filter(|p| {
-                p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+                p["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
             })
             .count();
         if ready >= want {

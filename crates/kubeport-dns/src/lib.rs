@@ -26,6 +26,9 @@ pub mod server;
 pub mod snapshot;
 pub mod watch;
 
+#[cfg(test)]
+mod tests;
+
 pub use resolver::{Answer, PodRecords, Resolver, ResolverConfig};
 pub use server::{DnsHandler, DnsServer, SnapshotReceiver};
 pub use snapshot::Snapshot;

@@ -145,7 +145,10 @@ pub struct Resolver {
 impl Resolver {
     /// Fails when the cluster domain is not a valid domain name.
     pub fn new(config: ResolverConfig) -> anyhow::Result<Resolver> {
-        let domain = config.cluster_domain.trim_end_matches('.').to_ascii_lowercase();
+        let domain = config
+            .cluster_domain
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         if domain.is_empty() {
             anyhow::bail!("the cluster domain must not be empty");
         }
@@ -296,7 +299,9 @@ impl Resolver {
         if wants(qtype, RecordType::NS) {
             found.records.push(RData::NS(NS(self.ns_name.clone())));
             for ip in self.dns_service_ips(snapshot) {
-                found.additionals.push(self.address_record(&self.ns_name, ip));
+                found
+                    .additionals
+                    .push(self.address_record(&self.ns_name, ip));
             }
         }
         found
@@ -356,7 +361,8 @@ impl Resolver {
     fn name(&self, prefix: &str) -> Name {
         // Built from Kubernetes names (DNS labels), so it parses; fall back to the zone
         // rather than panic on a malformed object.
-        Name::from_ascii(format!("{prefix}{}", self.zone_text)).unwrap_or_else(|_| self.zone.clone())
+        Name::from_ascii(format!("{prefix}{}", self.zone_text))
+            .unwrap_or_else(|_| self.zone.clone())
     }
 
     fn service_records(&self, service: &ServiceEntry, qtype: RecordType) -> Found {
@@ -641,9 +647,7 @@ impl Resolver {
                 service,
                 hostname,
             } => self.name(&format!("{hostname}.{service}.{namespace}.svc.")),
-            IpOwner::Pod { namespace } => {
-                self.name(&format!("{}.{namespace}.pod.", dashed_ip(ip)))
-            }
+            IpOwner::Pod { namespace } => self.name(&format!("{}.{namespace}.pod.", dashed_ip(ip))),
         }
     }
 
@@ -710,9 +714,17 @@ fn relative_labels(name: &Name, zone: &Name) -> Vec<String> {
 /// `10-244-1-2` → 10.244.1.2; `fd00--1` → fd00::1 (how CoreDNS reads pod names).
 pub fn parse_dashed_ip(label: &str) -> Option<IpAddr> {
     if label.matches('-').count() == 3 && !label.contains("--") {
-        label.replace('-', ".").parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+        label
+            .replace('-', ".")
+            .parse::<Ipv4Addr>()
+            .ok()
+            .map(IpAddr::V4)
     } else {
-        label.replace('-', ":").parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+        label
+            .replace('-', ":")
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(IpAddr::V6)
     }
 }
 

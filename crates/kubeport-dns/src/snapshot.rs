@@ -80,7 +80,8 @@ pub enum IpOwner {
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     namespaces: HashSet<String>,
-    services: HashMap<(String, String), ServiceEntry>,
+    /// namespace → name → Service (nested so lookups borrow the query's labels).
+    services: HashMap<String, HashMap<String, ServiceEntry>>,
     /// ClusterIP → Services (normally one).
     cluster_ips: HashMap<IpAddr, Vec<(String, String)>>,
     /// Ready endpoint address → (namespace, service, hostname).
@@ -127,13 +128,15 @@ impl Snapshot {
                 }
                 snapshot
                     .services
-                    .insert((entry.namespace.clone(), entry.name.clone()), entry);
+                    .entry(entry.namespace.clone())
+                    .or_default()
+                    .insert(entry.name.clone(), entry);
             }
         }
         for slice in slices {
             snapshot.add_slice(slice);
         }
-        for entry in snapshot.services.values_mut() {
+        for entry in snapshot.services.values_mut().flat_map(HashMap::values_mut) {
             // Deterministic answers regardless of slice order.
             entry
                 .endpoints
@@ -177,7 +180,11 @@ impl Snapshot {
             return;
         }
         let key = (namespace.to_ascii_lowercase(), service.to_ascii_lowercase());
-        let Some(entry) = self.services.get_mut(&key) else {
+        let Some(entry) = self
+            .services
+            .get_mut(&key.0)
+            .and_then(|services| services.get_mut(&key.1))
+        else {
             return;
         };
         let ports = Arc::new(
@@ -257,7 +264,12 @@ impl Snapshot {
             .filter_map(|ip| ip.ip.parse().ok())
             .collect();
         if ips.is_empty() {
-            ips.extend(status.pod_ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()));
+            ips.extend(
+                status
+                    .pod_ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse::<IpAddr>().ok()),
+            );
         }
         let host_network = pod
             .spec
@@ -283,13 +295,12 @@ impl Snapshot {
 
     /// The Service `namespace/name` (lowercase).
     pub fn service(&self, namespace: &str, name: &str) -> Option<&ServiceEntry> {
-        self.services
-            .get(&(namespace.to_string(), name.to_string()))
+        self.services.get(namespace)?.get(name)
     }
 
     /// Number of Services indexed.
     pub fn service_count(&self) -> usize {
-        self.services.len()
+        self.services.values().map(HashMap::len).sum()
     }
 
     /// Whether some Pod in `namespace` has `ip` (verified pod records).
@@ -374,7 +385,11 @@ fn service_entry(service: &Service) -> Option<ServiceEntry> {
             .filter_map(|ip| ip.parse().ok())
             .collect();
         if ips.is_empty() {
-            ips.extend(spec.cluster_ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()));
+            ips.extend(
+                spec.cluster_ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse::<IpAddr>().ok()),
+            );
         }
         ServiceAddressing::ClusterIp(ips)
     };

@@ -27,7 +27,8 @@ impl Watchers {
     pub fn start(client: kube::Client, publish: watch::Sender<Option<Arc<Snapshot>>>) -> Watchers {
         let changed = Arc::new(Notify::new());
         let mut tasks = Vec::new();
-        let namespaces = reflect::<Namespace>(Api::all(client.clone()), &changed, &mut tasks, |_| {});
+        let namespaces =
+            reflect::<Namespace>(Api::all(client.clone()), &changed, &mut tasks, |_| {});
         let services = reflect::<Service>(Api::all(client.clone()), &changed, &mut tasks, |_| {});
         let slices =
             reflect::<EndpointSlice>(Api::all(client.clone()), &changed, &mut tasks, |_| {});

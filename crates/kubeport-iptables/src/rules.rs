@@ -147,6 +147,8 @@ pub(crate) fn render_family(
     config: &IptablesConfig,
 ) -> RenderedFamily {
     let settings = state.family(family);
+    // kube-proxy counts every endpoint of every service port (ready or not); the model
+    // keeps only the usable ones, which is what this counts.
     let total_endpoints: usize = state
         .service_ports_of(family)
         .map(|port| port.reachable_endpoints.len())

@@ -134,9 +134,8 @@ fn unsupported(path: &str) -> anyhow::Error {
 }
 
 fn key_str<'a>(key: &'a Value, parent: &str) -> Result<&'a str> {
-    key.as_str().ok_or_else(|| {
-        anyhow!("invalid kind config: {parent} has a non-string key {key:?}")
-    })
+    key.as_str()
+        .ok_or_else(|| anyhow!("invalid kind config: {parent} has a non-string key {key:?}"))
 }
 
 fn join(parent: &str, key: &str) -> String {
@@ -160,7 +159,10 @@ fn scalar_text(value: &Value) -> Option<String> {
 fn string_field(value: &Value, path: &str) -> Result<String> {
     match value {
         Value::String(s) => Ok(s.clone()),
-        other => bail!("invalid kind config: {path} must be a string, not {}", describe(other)),
+        other => bail!(
+            "invalid kind config: {path} must be a string, not {}",
+            describe(other)
+        ),
     }
 }
 
@@ -178,10 +180,9 @@ fn describe(value: &Value) -> &'static str {
 
 fn subnet_field(value: &Value, path: &str) -> Result<Ipv4Net> {
     let text = string_field(value, path)?;
-    let net: ipnet::IpNet = text
-        .trim()
-        .parse()
-        .map_err(|_| anyhow!("invalid kind config: {path} {text:?} is not a CIDR (e.g. 10.244.0.0/16)"))?;
+    let net: ipnet::IpNet = text.trim().parse().map_err(|_| {
+        anyhow!("invalid kind config: {path} {text:?} is not a CIDR (e.g. 10.244.0.0/16)")
+    })?;
     match net {
         ipnet::IpNet::V4(v4) => {
             if v4.network() != v4.addr() {
@@ -192,9 +193,9 @@ fn subnet_field(value: &Value, path: &str) -> Result<Ipv4Net> {
             }
             Ok(v4)
         }
-        ipnet::IpNet::V6(_) => bail!(
-            "invalid kind config: {path} {text:?} is IPv6; kubeport's lab supports ipv4 only"
-        ),
+        ipnet::IpNet::V6(_) => {
+            bail!("invalid kind config: {path} {text:?} is IPv6; kubeport's lab supports ipv4 only")
+        }
     }
 }
 
@@ -227,7 +228,9 @@ impl ClusterConfig {
         }
         match kind.as_deref() {
             Some("Cluster") => {}
-            Some(other) => bail!("invalid kind config: kind {other:?} is not supported: expected \"Cluster\""),
+            Some(other) => {
+                bail!("invalid kind config: kind {other:?} is not supported: expected \"Cluster\"")
+            }
             None => bail!("invalid kind config: missing \"kind: Cluster\""),
         }
         match api_version.as_deref() {
@@ -313,7 +316,10 @@ fn parse_nodes(value: &Value) -> Result<Vec<NodeConfig>> {
     let items = match value {
         Value::Sequence(items) => items,
         Value::Null => return Ok(Vec::new()),
-        other => bail!("invalid kind config: nodes must be a list, not {}", describe(other)),
+        other => bail!(
+            "invalid kind config: nodes must be a list, not {}",
+            describe(other)
+        ),
     };
     items
         .iter()
@@ -326,7 +332,10 @@ fn parse_node(index: usize, value: &Value) -> Result<NodeConfig> {
     let path = format!("nodes[{index}]");
     let map = match value {
         Value::Mapping(m) => m,
-        other => bail!("invalid kind config: {path} must be a mapping, not {}", describe(other)),
+        other => bail!(
+            "invalid kind config: {path} must be a mapping, not {}",
+            describe(other)
+        ),
     };
     let mut role = None;
     let mut labels = BTreeMap::new();
@@ -358,7 +367,10 @@ fn parse_labels(value: &Value, path: &str) -> Result<BTreeMap<String, String>> {
     let map: &Mapping = match value {
         Value::Mapping(m) => m,
         Value::Null => return Ok(BTreeMap::new()),
-        other => bail!("invalid kind config: {path} must be a mapping, not {}", describe(other)),
+        other => bail!(
+            "invalid kind config: {path} must be a mapping, not {}",
+            describe(other)
+        ),
     };
     let mut labels = BTreeMap::new();
     for (key, value) in map {
@@ -417,7 +429,10 @@ fn parse_networking(value: &Value) -> Result<Networking> {
     let map = match value {
         Value::Mapping(m) => m,
         Value::Null => return Ok(Networking::default()),
-        other => bail!("invalid kind config: networking must be a mapping, not {}", describe(other)),
+        other => bail!(
+            "invalid kind config: networking must be a mapping, not {}",
+            describe(other)
+        ),
     };
     let mut net = Networking::default();
     for (key, value) in map {
@@ -537,11 +552,16 @@ mod tests {
             e.starts_with("unsupported field \"networking.disableDefaultCNI\" in kind config: kubeport supports kind, apiVersion, name, nodes[].role, nodes[].labels,"),
             "{e}"
         );
-        assert!(err("nodes:\n- role: control-plane\n- role: worker\n  extraPortMappings: []\n")
-            .starts_with("unsupported field \"nodes[1].extraPortMappings\" in kind config"));
-        assert!(err("nodes:\n- role: control-plane\n  image: kindest/node:v1.27.3\n")
-            .starts_with("unsupported field \"nodes[0].image\" in kind config"));
-        assert!(err("featureGates: {}\n").starts_with("unsupported field \"featureGates\" in kind config"));
+        assert!(
+            err("nodes:\n- role: control-plane\n- role: worker\n  extraPortMappings: []\n")
+                .starts_with("unsupported field \"nodes[1].extraPortMappings\" in kind config")
+        );
+        assert!(
+            err("nodes:\n- role: control-plane\n  image: kindest/node:v1.27.3\n")
+                .starts_with("unsupported field \"nodes[0].image\" in kind config")
+        );
+        assert!(err("featureGates: {}\n")
+            .starts_with("unsupported field \"featureGates\" in kind config"));
         assert!(err("kubeadmConfigPatches: []\n")
             .starts_with("unsupported field \"kubeadmConfigPatches\" in kind config"));
     }
@@ -554,33 +574,55 @@ mod tests {
         );
         assert!(err("nodes:\n- role: worker\n").contains("no control-plane node"));
         // kind's default role is control-plane.
-        assert_eq!(parse("nodes:\n- {}\n").unwrap().nodes[0].role, Role::ControlPlane);
+        assert_eq!(
+            parse("nodes:\n- {}\n").unwrap().nodes[0].role,
+            Role::ControlPlane
+        );
     }
 
     #[test]
     fn header_and_values_are_checked() {
-        assert!(format!("{:#}", ClusterConfig::parse("nodes: []\n").unwrap_err())
-            .contains("missing \"kind: Cluster\""));
+        assert!(
+            format!("{:#}", ClusterConfig::parse("nodes: []\n").unwrap_err())
+                .contains("missing \"kind: Cluster\"")
+        );
         assert!(format!(
             "{:#}",
-            ClusterConfig::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha3\n").unwrap_err()
+            ClusterConfig::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha3\n")
+                .unwrap_err()
         )
         .contains("apiVersion \"kind.x-k8s.io/v1alpha3\" is not supported"));
-        assert!(err("nodes:\n- role: master\n").contains("nodes[0].role \"master\" is not a node role"));
+        assert!(
+            err("nodes:\n- role: master\n").contains("nodes[0].role \"master\" is not a node role")
+        );
         assert!(err("networking:\n  kubeProxyMode: ipvs\n")
             .contains("kubeProxyMode \"ipvs\" is not supported"));
         assert!(err("networking:\n  ipFamily: dual\n").contains("ipv4 only"));
         assert!(err("networking:\n  podSubnet: 10.244.0.0/25\n").contains("smaller than a /24"));
-        assert!(err("networking:\n  podSubnet: 10.244.1.0/16\n").contains("host bits set (did you mean 10.244.0.0/16?)"));
+        assert!(err("networking:\n  podSubnet: 10.244.1.0/16\n")
+            .contains("host bits set (did you mean 10.244.0.0/16?)"));
         assert!(err("networking:\n  podSubnet: nope\n").contains("is not a CIDR"));
         assert!(err("networking:\n  podSubnet: fd00::/48\n").contains("IPv6"));
         assert!(err("networking:\n  serviceSubnet: 10.0.0.0/8\n").contains("too large"));
-        assert!(err("networking:\n  serviceSubnet: 10.244.0.0/20\n").contains("overlaps networking.podSubnet"));
-        assert!(err("networking:\n  apiServerAddress: 0.0.0.0\n").contains("apiServerAddress 0.0.0.0 is not supported"));
-        assert!(err("networking:\n  apiServerPort: 70000\n").contains("apiServerPort must be a port number"));
-        assert!(err("nodes:\n- role: control-plane\n  labels: {tier: 1}\n").contains("nodes[0].labels.tier must be a string"));
-        assert!(err("nodes:\n- role: control-plane\n  labels: {\"bad key!\": x}\n").contains("not a valid label key"));
-        assert_eq!(parse("networking:\n  apiServerPort: 0\n").unwrap().networking.api_server_port, Some(0));
+        assert!(err("networking:\n  serviceSubnet: 10.244.0.0/20\n")
+            .contains("overlaps networking.podSubnet"));
+        assert!(err("networking:\n  apiServerAddress: 0.0.0.0\n")
+            .contains("apiServerAddress 0.0.0.0 is not supported"));
+        assert!(err("networking:\n  apiServerPort: 70000\n")
+            .contains("apiServerPort must be a port number"));
+        assert!(err("nodes:\n- role: control-plane\n  labels: {tier: 1}\n")
+            .contains("nodes[0].labels.tier must be a string"));
+        assert!(
+            err("nodes:\n- role: control-plane\n  labels: {\"bad key!\": x}\n")
+                .contains("not a valid label key")
+        );
+        assert_eq!(
+            parse("networking:\n  apiServerPort: 0\n")
+                .unwrap()
+                .networking
+                .api_server_port,
+            Some(0)
+        );
     }
 
     #[test]

@@ -136,7 +136,9 @@ pub fn create_cluster(opts: &CreateOptions) -> Result<()> {
                     );
                 } else {
                     // The children must not outlive the failed cluster; delete ends them.
-                    if let Err(cleanup) = crate::delete::delete_cluster(&name, opts.kubeconfig.as_deref()) {
+                    if let Err(cleanup) =
+                        crate::delete::delete_cluster(&name, opts.kubeconfig.as_deref())
+                    {
                         eprintln!("ERROR: cleaning up after the failure: {cleanup:#}");
                     }
                 }
@@ -205,7 +207,10 @@ impl Creation {
             let started = Instant::now();
             if self.wait_for_ready(opts.wait)? {
                 self.status.end(true);
-                eprintln!(" • Ready after {} 💚", format_go_duration(started.elapsed()));
+                eprintln!(
+                    " • Ready after {} 💚",
+                    format_go_duration(started.elapsed())
+                );
             } else {
                 self.status.end(false);
                 eprintln!(" • WARNING: Timed out waiting for Ready ⚠️");
@@ -223,7 +228,10 @@ impl Creation {
         eprintln!("Set kubectl context to \"{context}\"");
         let mut sample = format!("kubectl cluster-info --context {context}");
         if let Some(p) = &opts.kubeconfig {
-            sample.push_str(&format!(" --kubeconfig {}", shell_quote(&p.to_string_lossy())));
+            sample.push_str(&format!(
+                " --kubeconfig {}",
+                shell_quote(&p.to_string_lossy())
+            ));
         }
         eprintln!("You can now use your cluster with:\n\n{sample}\n\nHave a nice day! 👋");
         Ok(())
@@ -566,8 +574,7 @@ fn node_is_ready(node: &k8s_openapi::api::core::v1::Node) -> bool {
 /// Quotes a path for a shell command line when it needs it.
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@%,".contains(c))
     {
         s.to_string()
@@ -583,9 +590,18 @@ mod tests {
     #[test]
     fn step_labels_drop_emoji_and_details() {
         assert_eq!(step_label("Preparing nodes 📦 📦 📦 "), "Preparing nodes");
-        assert_eq!(step_label("Ensuring node image (kubeport v0.1.0) 🖼"), "Ensuring node image");
-        assert_eq!(step_label("Starting control-plane 🕹️"), "Starting control-plane");
-        assert_eq!(step_label("Waiting ≤ 1m0s for nodes = Ready ⏳"), "Waiting ≤ 1m0s for nodes = Ready");
+        assert_eq!(
+            step_label("Ensuring node image (kubeport v0.1.0) 🖼"),
+            "Ensuring node image"
+        );
+        assert_eq!(
+            step_label("Starting control-plane 🕹️"),
+            "Starting control-plane"
+        );
+        assert_eq!(
+            step_label("Waiting ≤ 1m0s for nodes = Ready ⏳"),
+            "Waiting ≤ 1m0s for nodes = Ready"
+        );
     }
 
     #[test]

@@ -19,9 +19,8 @@ pub fn is_node_name_of(ns: &str, name: &str) -> bool {
         return false;
     };
     ["control-plane", "worker"].iter().any(|role| {
-        rest.strip_prefix(role).is_some_and(|n| {
-            n.is_empty() || (n.chars().all(|c| c.is_ascii_digit()) && n != "1")
-        })
+        rest.strip_prefix(role)
+            .is_some_and(|n| n.is_empty() || (n.chars().all(|c| c.is_ascii_digit()) && n != "1"))
     })
 }
 

@@ -84,11 +84,20 @@ mod tests {
     fn parses_go_durations() {
         assert_eq!(parse_go_duration("60s").unwrap(), Duration::from_secs(60));
         assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_go_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_go_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_go_duration("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_go_duration("1.5h").unwrap(),
+            Duration::from_secs(5400)
+        );
         assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
         assert_eq!(parse_go_duration("0s").unwrap(), Duration::ZERO);
-        assert_eq!(parse_go_duration("10us").unwrap(), Duration::from_micros(10));
+        assert_eq!(
+            parse_go_duration("10us").unwrap(),
+            Duration::from_micros(10)
+        );
         assert_eq!(
             parse_go_duration("60").unwrap_err(),
             "time: missing unit in duration \"60\""

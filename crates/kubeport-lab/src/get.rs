@@ -89,7 +89,12 @@ pub fn export_kubeconfig_to(state: &mut ClusterState, path: &Path, internal: boo
     let context = plan::context_name(&state.name);
     let entry = kubeport_pki::Kubeconfig::parse(&text)?
         .entry(&context)
-        .ok_or_else(|| anyhow!("the kubeconfig of cluster {:?} has no context {context}", state.name))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "the kubeconfig of cluster {:?} has no context {context}",
+                state.name
+            )
+        })?;
     kubeport_pki::merge_into(path, &entry)?;
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     if !state.kubeconfigs.contains(&path) {
@@ -106,7 +111,10 @@ pub fn export_kubeconfig(name: &str, kubeconfig: Option<&Path>, internal: bool) 
         .map(Path::to_path_buf)
         .unwrap_or_else(kubeport_pki::default_kubeconfig_path);
     export_kubeconfig_to(&mut state, &path, internal)?;
-    eprintln!("Set kubectl context to \"{}\"", plan::context_name(&state.name));
+    eprintln!(
+        "Set kubectl context to \"{}\"",
+        plan::context_name(&state.name)
+    );
     Ok(())
 }
 

@@ -249,9 +249,11 @@ fn delete_many(all: bool, names: &[String], kubeconfig: Option<&Path>) -> anyhow
 /// A kube-rs client from a kubeconfig file's current context.
 pub(crate) async fn kube_client(path: &Path) -> anyhow::Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
     Ok(kube::Client::try_from(config)?)
 }
 
@@ -277,7 +279,15 @@ mod tests {
     #[test]
     fn cli_shapes() {
         let c = Cli::parse_from([
-            "kubeport", "create", "cluster", "--name", "service-demo", "--config", "k.yaml", "--wait", "2m",
+            "kubeport",
+            "create",
+            "cluster",
+            "--name",
+            "service-demo",
+            "--config",
+            "k.yaml",
+            "--wait",
+            "2m",
         ]);
         match c.cmd {
             LabCommand::Create(CreateCommand::Cluster(a)) => {

@@ -153,7 +153,10 @@ pub fn plan_nodes(
             );
         };
         if index + 2 > 254 {
-            bail!("the node subnet {node_subnet} has no address left for node {}", names[i]);
+            bail!(
+                "the node subnet {node_subnet} has no address left for node {}",
+                names[i]
+            );
         }
         nodes.push(NodePlan {
             name: names[i].clone(),
@@ -239,7 +242,11 @@ mod tests {
         use Role::*;
         assert_eq!(
             node_names("service-demo", &[ControlPlane, Worker, Worker]),
-            ["service-demo-control-plane", "service-demo-worker", "service-demo-worker2"]
+            [
+                "service-demo-control-plane",
+                "service-demo-worker",
+                "service-demo-worker2"
+            ]
         );
         assert_eq!(
             node_names("k", &[Worker, ControlPlane, Worker, Worker]),
@@ -280,19 +287,33 @@ mod tests {
         assert_eq!(pod_cidr(pods, 2).unwrap().to_string(), "10.244.2.0/24");
         assert_eq!(pod_cidr(pods, 256), None);
         assert_eq!(
-            pod_cidr("10.8.0.0/23".parse().unwrap(), 1).unwrap().to_string(),
+            pod_cidr("10.8.0.0/23".parse().unwrap(), 1)
+                .unwrap()
+                .to_string(),
             "10.8.1.0/24"
         );
-        assert_eq!(cluster_dns("10.96.0.0/16".parse().unwrap()).to_string(), "10.96.0.10");
+        assert_eq!(
+            cluster_dns("10.96.0.0/16".parse().unwrap()).to_string(),
+            "10.96.0.10"
+        );
     }
 
     #[test]
     fn plan_puts_the_control_plane_first() {
         let config = ClusterConfig {
             nodes: vec![
-                NodeConfig { role: Role::Worker, labels: Default::default() },
-                NodeConfig { role: Role::ControlPlane, labels: Default::default() },
-                NodeConfig { role: Role::Worker, labels: [("a".to_string(), "b".to_string())].into() },
+                NodeConfig {
+                    role: Role::Worker,
+                    labels: Default::default(),
+                },
+                NodeConfig {
+                    role: Role::ControlPlane,
+                    labels: Default::default(),
+                },
+                NodeConfig {
+                    role: Role::Worker,
+                    labels: [("a".to_string(), "b".to_string())].into(),
+                },
             ],
             ..ClusterConfig::default()
         };
@@ -305,9 +326,21 @@ mod tests {
         assert_eq!(
             summary,
             [
-                ("demo-control-plane".into(), "172.30.7.2".into(), "10.244.0.0/24".into()),
-                ("demo-worker".into(), "172.30.7.3".into(), "10.244.1.0/24".into()),
-                ("demo-worker2".into(), "172.30.7.4".into(), "10.244.2.0/24".into()),
+                (
+                    "demo-control-plane".into(),
+                    "172.30.7.2".into(),
+                    "10.244.0.0/24".into()
+                ),
+                (
+                    "demo-worker".into(),
+                    "172.30.7.3".into(),
+                    "10.244.1.0/24".into()
+                ),
+                (
+                    "demo-worker2".into(),
+                    "172.30.7.4".into(),
+                    "10.244.2.0/24".into()
+                ),
             ]
         );
         assert_eq!(nodes[2].labels["a"], "b");
@@ -317,14 +350,23 @@ mod tests {
 
     #[test]
     fn subnet_choice_skips_what_is_used() {
-        assert_eq!(choose_node_subnet(&[]).unwrap().to_string(), "172.30.0.0/24");
+        assert_eq!(
+            choose_node_subnet(&[]).unwrap().to_string(),
+            "172.30.0.0/24"
+        );
         let taken: Vec<Ipv4Net> = ["172.30.0.0/24", "172.30.1.5/32", "172.30.2.0/23"]
             .iter()
             .map(|s| s.parse().unwrap())
             .collect();
-        assert_eq!(choose_node_subnet(&taken).unwrap().to_string(), "172.30.4.0/24");
+        assert_eq!(
+            choose_node_subnet(&taken).unwrap().to_string(),
+            "172.30.4.0/24"
+        );
         // A covering route (a VPN's 172.16.0.0/12) leaves nothing.
-        assert_eq!(choose_node_subnet(&["172.16.0.0/12".parse().unwrap()]), None);
+        assert_eq!(
+            choose_node_subnet(&["172.16.0.0/12".parse().unwrap()]),
+            None
+        );
     }
 
     #[test]
@@ -338,8 +380,19 @@ mod tests {
             .iter()
             .map(|n| n.to_string())
             .collect();
-        assert_eq!(nets, ["127.0.0.0/8", "172.30.0.0/24", "172.30.1.0/24", "172.30.2.1/32"]);
+        assert_eq!(
+            nets,
+            [
+                "127.0.0.0/8",
+                "172.30.0.0/24",
+                "172.30.1.0/24",
+                "172.30.2.1/32"
+            ]
+        );
         let taken: Vec<Ipv4Net> = host_networks(addrs, routes).unwrap();
-        assert_eq!(choose_node_subnet(&taken).unwrap().to_string(), "172.30.3.0/24");
+        assert_eq!(
+            choose_node_subnet(&taken).unwrap().to_string(),
+            "172.30.3.0/24"
+        );
     }
 }

@@ -115,7 +115,11 @@ impl ClusterState {
 
     /// `https://<control-plane IP>:<port>`: reachable from the host and from every node.
     pub fn internal_server_url(&self) -> String {
-        format!("https://{}:{}", self.control_plane().ip, self.api_server_port)
+        format!(
+            "https://{}:{}",
+            self.control_plane().ip,
+            self.api_server_port
+        )
     }
 
     /// The URL users get: the forwarder's when there is one, else the internal one.

@@ -1,13 +1,14 @@
 //! Programming cost of a node: from an empty table, and one endpoint change at a time, at
 //! 1k and 10k Services × 10 endpoints and 5k × 50.
 //!
-//! Measured per scenario, the way the running proxy works (`proxy::Syncer::desired_state`):
-//! - model: merging the slices and computing the desired state (`compute`);
+//! Measured per scenario, the way the running proxy works (`proxy::Syncer`):
+//! - model: merging the slices and computing the desired state (`StateCache::update`: all
+//!   Services from empty, only the changed one afterwards);
 //! - transaction: rendering and diffing it into an nftables transaction (`NftProxier::sync`);
 //! - apply: `nft -f -` of that transaction, as root, inside a throwaway network namespace
 //!   (`unshare(CLONE_NEWNET)`, gone when the process exits). Skipped when not root.
 //!
-//! `cargo bench -p kubeport-proxy --bench sync [-- SCENARIO...]` (e.g. `1000x10`).
+//! `cargo bench -p kubeport-proxy --bench sync [-- [--no-apply] SCENARIO...]` (e.g. `1000x10`).
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -15,9 +16,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kubeport_nftables::{Nft, NftProxier};
-use kubeport_proxy_model::{
-    compute, EndpointsChangeTracker, NodeInfo, ObjectChange, ProxyConfig, ProxyState,
-};
+use kubeport_proxy::state_cache::StateCache;
+use kubeport_proxy_model::{EndpointsChangeTracker, NodeInfo, ObjectChange, ProxyConfig};
 use serde_json::json;
 
 const NODE: &str = "bench-node-0";
@@ -78,10 +78,6 @@ fn config() -> ProxyConfig {
     }
 }
 
-fn desired(services: &[Service], tracker: &EndpointsChangeTracker) -> ProxyState {
-    compute(services, &tracker.endpoints(), &node(), &config())
-}
-
 fn ms(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1e3)
 }
@@ -114,18 +110,28 @@ fn scenario(services_count: usize, endpoints_per_service: usize, apply: Option<&
     tracker.take();
 
     // From empty.
+    let mut cache = StateCache::new();
+    let config = config();
     let started = Instant::now();
-    let state = desired(&services, &tracker);
+    cache.update(
+        &services,
+        tracker.cache(),
+        &Default::default(),
+        node(),
+        &config,
+        true,
+    );
     let model_time = started.elapsed();
     let mut proxier = NftProxier::new();
     let started = Instant::now();
-    let tx = proxier.sync(&state);
+    let tx = proxier.sync(cache.state().unwrap());
     let tx_time = started.elapsed();
     let lines = tx.lines().count();
     let bytes = tx.as_str().len();
     let apply_time = apply.map(|nft| {
         let started = Instant::now();
-        nft.apply(tx.as_str()).expect("nft applies the full transaction");
+        nft.apply(tx.as_str())
+            .expect("nft applies the full transaction");
         started.elapsed()
     });
     proxier.mark_committed(&tx);
@@ -137,8 +143,34 @@ fn scenario(services_count: usize, endpoints_per_service: usize, apply: Option<&
         bytes as f64 / 1e6,
         apply_time.map_or_else(
             || "; apply skipped (not root)".to_string(),
-            |t| format!("; nft -f {} → total {}", ms(t), ms(model_time + tx_time + t))
+            |t| format!(
+                "; nft -f {} → total {}",
+                ms(t),
+                ms(model_time + tx_time + t)
+            )
         )
+    );
+
+    // The model alone, one endpoint change at a time (no transaction in between: the
+    // allocator then does not pay for the freeing of the previous transaction's strings).
+    let mut alone = Vec::new();
+    for change in 0..CHANGES {
+        let target = (change * 104_729 + 1) % services_count;
+        let started = Instant::now();
+        tracker.apply(ObjectChange::Modified(slice(
+            target,
+            &endpoints[target][1..],
+        )));
+        let changed = tracker.take().services;
+        cache.update(&services, tracker.cache(), &changed, node(), &config, false);
+        alone.push(started.elapsed());
+        tracker.apply(ObjectChange::Modified(slice(target, &endpoints[target])));
+        let changed = tracker.take().services;
+        cache.update(&services, tracker.cache(), &changed, node(), &config, false);
+    }
+    println!(
+        "change: model alone {} (median of {CHANGES})",
+        ms(median(alone))
     );
 
     // One endpoint replaced at a time, in different Services.
@@ -146,18 +178,17 @@ fn scenario(services_count: usize, endpoints_per_service: usize, apply: Option<&
     let mut tx_samples = Vec::new();
     let mut apply_samples = Vec::new();
     let mut tx_lines = Vec::new();
-    let mut next_pod = services_count * endpoints_per_service;
+    let first_new_pod = services_count * endpoints_per_service;
     for change in 0..CHANGES {
         let target = (change * 7919) % services_count;
-        endpoints[target][0] = pod_ip(next_pod);
-        next_pod += 1;
+        endpoints[target][0] = pod_ip(first_new_pod + change);
         let started = Instant::now();
         tracker.apply(ObjectChange::Modified(slice(target, &endpoints[target])));
-        tracker.take();
-        let state = desired(&services, &tracker);
+        let changed = tracker.take().services;
+        cache.update(&services, tracker.cache(), &changed, node(), &config, false);
         model_samples.push(started.elapsed());
         let started = Instant::now();
-        let tx = proxier.sync(&state);
+        let tx = proxier.sync(cache.state().unwrap());
         tx_samples.push(started.elapsed());
         tx_lines.push(tx.lines().count());
         if let Some(nft) = apply {
@@ -180,7 +211,11 @@ fn scenario(services_count: usize, endpoints_per_service: usize, apply: Option<&
             String::new()
         } else {
             let applied = median(apply_samples);
-            format!("; nft -f {} → total {}", ms(applied), ms(model + tx + applied))
+            format!(
+                "; nft -f {} → total {}",
+                ms(applied),
+                ms(model + tx + applied)
+            )
         }
     );
     if let Some(nft) = apply {
@@ -194,7 +229,11 @@ fn main() {
         .skip(1)
         .filter(|arg| !arg.starts_with('-'))
         .collect();
-    let nft = if enter_throwaway_netns() {
+    let no_apply = std::env::args().any(|arg| arg == "--no-apply");
+    let nft = if no_apply {
+        println!("apply skipped (--no-apply)");
+        None
+    } else if enter_throwaway_netns() {
         println!("applying inside a throwaway network namespace");
         Some(Nft::new())
     } else {

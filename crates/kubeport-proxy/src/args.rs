@@ -194,9 +194,7 @@ pub fn parse_bind_address(value: &str, default_port: u16) -> Result<Option<Socke
     if let Ok(ip) = value.trim_matches(['[', ']']).parse::<IpAddr>() {
         return Ok(Some(SocketAddr::new(ip, default_port)));
     }
-    Err(format!(
-        "invalid bind address {value:?}: expected IP:port"
-    ))
+    Err(format!("invalid bind address {value:?}: expected IP:port"))
 }
 
 #[cfg(test)]
@@ -275,19 +273,32 @@ mod tests {
             NodePortAddresses::Primary
         );
         assert!(parse_node_port_addresses(&["10.0.0.1".into()], ProxyMode::Nftables).is_err());
-        assert!(
-            parse_node_port_addresses(&["primary".into(), "10.0.0.0/8".into()], ProxyMode::Nftables)
-                .is_err()
-        );
+        assert!(parse_node_port_addresses(
+            &["primary".into(), "10.0.0.0/8".into()],
+            ProxyMode::Nftables
+        )
+        .is_err());
     }
 
     #[test]
     fn go_durations() {
         assert_eq!(parse_go_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_go_duration("1h2m3s").unwrap(), Duration::from_secs(3723));
-        assert_eq!(parse_go_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_go_duration("100ms").unwrap(), Duration::from_millis(100));
-        assert_eq!(parse_go_duration("10us").unwrap(), Duration::from_micros(10));
+        assert_eq!(
+            parse_go_duration("1h2m3s").unwrap(),
+            Duration::from_secs(3723)
+        );
+        assert_eq!(
+            parse_go_duration("1.5s").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            parse_go_duration("100ms").unwrap(),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            parse_go_duration("10us").unwrap(),
+            Duration::from_micros(10)
+        );
         assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
         assert_eq!(
             parse_go_duration("30").unwrap_err(),

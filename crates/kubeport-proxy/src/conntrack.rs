@@ -106,6 +106,16 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.deletions.is_empty() && self.unnated.is_empty()
     }
+
+    /// Adds another plan's work (a plan waiting for a successful sync meets the next one).
+    pub fn merge(&mut self, other: Plan) {
+        self.deletions.extend(other.deletions);
+        self.deletions.sort();
+        self.deletions.dedup();
+        self.unnated.extend(other.unnated);
+        self.unnated.sort();
+        self.unnated.dedup();
+    }
 }
 
 fn needs_cleanup(protocol: Protocol) -> bool {
@@ -173,9 +183,7 @@ pub fn plan(previous: Option<&ProxyState>, current: &ProxyState) -> Plan {
             continue;
         }
         let was_active = previous_index.get(key).is_some_and(|i| {
-            !previous
-                .expect("index built from previous")
-                .service_ports[*i]
+            !previous.expect("index built from previous").service_ports[*i]
                 .reachable_endpoints
                 .is_empty()
         });
@@ -446,11 +454,27 @@ mod tests {
         assert!(plan.unnated.is_empty());
         assert_eq!(
             plan.deletions[0].args(),
-            ["-D", "-p", "udp", "--orig-dst", "10.96.0.10", "--dst-nat", "10.244.1.2"]
+            [
+                "-D",
+                "-p",
+                "udp",
+                "--orig-dst",
+                "10.96.0.10",
+                "--dst-nat",
+                "10.244.1.2"
+            ]
         );
         assert_eq!(
             plan.deletions[1].args(),
-            ["-D", "-p", "udp", "--dport", "30053", "--dst-nat", "10.244.1.2"]
+            [
+                "-D",
+                "-p",
+                "udp",
+                "--dport",
+                "30053",
+                "--dst-nat",
+                "10.244.1.2"
+            ]
         );
     }
 
@@ -466,14 +490,14 @@ mod tests {
                 UnnatedTarget {
                     protocol: Protocol::Udp,
                     family: IpFamily::V4,
-                    ip: Some("10.96.0.10".parse().unwrap()),
-                    port: 53,
+                    ip: None,
+                    port: 30053,
                 },
                 UnnatedTarget {
                     protocol: Protocol::Udp,
                     family: IpFamily::V4,
-                    ip: None,
-                    port: 30053,
+                    ip: Some("10.96.0.10".parse().unwrap()),
+                    port: 53,
                 },
             ]
         );
@@ -500,10 +524,22 @@ mod tests {
         assert_eq!(
             unnated.delete_args(),
             [
-                "-D", "-p", "udp", "--orig-src", "172.31.1.100", "--orig-dst", "172.31.1.2",
-                "--sport", "40000", "--dport", "30053"
+                "-D",
+                "-p",
+                "udp",
+                "--orig-src",
+                "172.31.1.100",
+                "--orig-dst",
+                "172.31.1.2",
+                "--sport",
+                "40000",
+                "--dport",
+                "30053"
             ]
         );
-        assert_eq!(parse_entry("conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown."), None);
+        assert_eq!(
+            parse_entry("conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown."),
+            None
+        );
     }
 }

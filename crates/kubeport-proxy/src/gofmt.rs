@@ -86,7 +86,7 @@ pub fn go_float(value: f64) -> String {
     if negative {
         out.push('-');
     }
-    if exponent < -4 || exponent >= 6 {
+    if !(-4..6).contains(&exponent) {
         out.push_str(&digits[..1]);
         if digits.len() > 1 {
             out.push('.');

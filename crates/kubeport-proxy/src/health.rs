@@ -226,8 +226,8 @@ mod tests {
             .body
             .starts_with("{\"lastUpdated\": \"2024-05-01 10:00:01 +0000 UTC m=+1.000000000\""));
         assert_eq!(health.livez(at(2)).status, 200);
-        let plain: Node = serde_json::from_value(serde_json::json!({"metadata": {"name": "n1"}}))
-            .unwrap();
+        let plain: Node =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "n1"}})).unwrap();
         health.sync_node(Some(&plain));
         assert_eq!(health.healthz(at(3)).status, 200);
         health.sync_node(None);

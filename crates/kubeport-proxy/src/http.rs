@@ -69,9 +69,7 @@ pub fn serve_listener(listener: TcpListener, handler: Handler) -> Server {
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<Incoming>| {
                     let handler = handler.clone();
-                    async move {
-                        Ok::<_, Infallible>(handler(request.method(), request.uri().path()))
-                    }
+                    async move { Ok::<_, Infallible>(handler(request.method(), request.uri().path())) }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)

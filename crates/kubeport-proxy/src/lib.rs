@@ -21,20 +21,39 @@ pub mod node;
 pub mod proxy;
 pub mod runner;
 pub mod service_health;
+pub mod state_cache;
 
 use std::path::Path;
 
 pub use args::{ProxyArgs, ProxyMode};
-pub use backend::{Backend, BackendError, NftablesBackend, SyncReport};
+pub use backend::{Backend, BackendError, IptablesBackend, NftablesBackend, SyncReport};
 pub use proxy::{run_proxy, ProxyOptions};
 
 use kubeport_proxy_model::ProxyConfig;
 
 /// The backend of a mode.
-pub fn backend_for(mode: ProxyMode) -> Result<Box<dyn Backend>, BackendError> {
+pub fn backend_for(mode: ProxyMode) -> Box<dyn Backend> {
     match mode {
-        ProxyMode::Nftables => Ok(Box::new(NftablesBackend::new())),
-        ProxyMode::Iptables => Err(BackendError::Unavailable("iptables")),
+        ProxyMode::Nftables => Box::new(NftablesBackend::new()),
+        ProxyMode::Iptables => Box::new(IptablesBackend::new(
+            kubeport_iptables::IptablesConfig::default(),
+        )),
+    }
+}
+
+/// Removes what the *other* mode may have left (a node switched from one mode to the
+/// other), as kube-proxy does at start-up. Failures are logged, not fatal.
+pub fn cleanup_other_modes(mode: ProxyMode) {
+    let result = match mode {
+        ProxyMode::Nftables => IptablesBackend::new(kubeport_iptables::IptablesConfig {
+            localhost_nodeports: false,
+            ..Default::default()
+        })
+        .cleanup(),
+        ProxyMode::Iptables => NftablesBackend::new().cleanup(),
+    };
+    if let Err(err) = result {
+        tracing::warn!(error = %err, "removing rules left by the other proxy mode failed");
     }
 }
 
@@ -79,13 +98,25 @@ async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> 
     Ok(kube::Client::try_from(config)?)
 }
 
-/// Removes what every available backend installed.
+/// Removes what every backend installed (both modes, as kube-proxy's `--cleanup`); every
+/// backend is attempted, the first error is returned.
 pub fn cleanup_all() -> anyhow::Result<()> {
-    let mut backend = NftablesBackend::new();
-    backend
-        .cleanup()
-        .map_err(|err| anyhow::anyhow!("removing the nftables rules: {err}"))?;
-    Ok(())
+    let mut result = Ok(());
+    if let Err(err) = NftablesBackend::new().cleanup() {
+        tracing::error!(error = %err, "removing the nftables rules failed");
+        result = Err(anyhow::anyhow!("removing the nftables rules: {err}"));
+    }
+    let mut iptables = IptablesBackend::new(kubeport_iptables::IptablesConfig {
+        localhost_nodeports: false,
+        ..Default::default()
+    });
+    if let Err(err) = iptables.cleanup() {
+        tracing::error!(error = %err, "removing the iptables rules failed");
+        if result.is_ok() {
+            result = Err(anyhow::anyhow!("removing the iptables rules: {err}"));
+        }
+    }
+    result
 }
 
 async fn shutdown_signal() {
@@ -108,8 +139,10 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let options = options_from_args(&args)?;
-    let backend = backend_for(options.mode)?;
+    // The client first: a configuration error ends the run before any rule is touched.
     let client = kube_client(args.kubeconfig.as_deref()).await?;
+    cleanup_other_modes(options.mode);
+    let backend = backend_for(options.mode);
     tracing::info!(
         node = %options.node_name,
         mode = options.mode.as_str(),

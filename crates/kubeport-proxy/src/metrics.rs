@@ -90,7 +90,8 @@ struct Family {
 
 pub const SYNC_PROXY_RULES_DURATION: &str = "kubeproxy_sync_proxy_rules_duration_seconds";
 pub const NETWORK_PROGRAMMING_DURATION: &str = "kubeproxy_network_programming_duration_seconds";
-pub const SYNC_PROXY_RULES_LAST_TIMESTAMP: &str = "kubeproxy_sync_proxy_rules_last_timestamp_seconds";
+pub const SYNC_PROXY_RULES_LAST_TIMESTAMP: &str =
+    "kubeproxy_sync_proxy_rules_last_timestamp_seconds";
 pub const SYNC_PROXY_RULES_LAST_QUEUED_TIMESTAMP: &str =
     "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds";
 pub const ENDPOINT_CHANGES_PENDING: &str = "kubeproxy_sync_proxy_rules_endpoint_changes_pending";
@@ -111,8 +112,6 @@ pub const IPTABLES_RESTORE_FAILURES_TOTAL: &str =
     "kubeproxy_sync_proxy_rules_iptables_restore_failures_total";
 pub const IPTABLES_PARTIAL_RESTORE_FAILURES_TOTAL: &str =
     "kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total";
-pub const IPTABLES_RULES_TOTAL: &str = "kubeproxy_sync_proxy_rules_iptables_total";
-pub const IPTABLES_RULES_LAST: &str = "kubeproxy_sync_proxy_rules_iptables_last";
 
 /// The proxy's metric registry. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -238,18 +237,6 @@ impl Metrics {
                     "Cumulative proxy iptables partial restore failures",
                     Kind::Counter,
                     Value::Plain(0.0),
-                );
-                add(
-                    IPTABLES_RULES_TOTAL,
-                    "Total number of iptables rules owned by kube-proxy",
-                    Kind::Gauge,
-                    labelled("table"),
-                );
-                add(
-                    IPTABLES_RULES_LAST,
-                    "Number of iptables rules written by kube-proxy in last sync",
-                    Kind::Gauge,
-                    labelled("table"),
                 );
             }
         }
@@ -427,7 +414,9 @@ mod tests {
         assert!(text.contains("kubeproxy_proxy_healthz_total{code=\"200\"} 1\n"));
         // No livez request yet: the family is left out.
         assert!(!text.contains("kubeproxy_proxy_livez_total"));
-        assert!(text.contains("kubeproxy_sync_proxy_rules_last_timestamp_seconds 1.7145576005e+09\n"));
+        assert!(
+            text.contains("kubeproxy_sync_proxy_rules_last_timestamp_seconds 1.7145576005e+09\n")
+        );
         assert!(text.contains("kubeproxy_sync_proxy_rules_nftables_sync_failures_total 0\n"));
         assert!(!text.contains("iptables"));
         // Families are sorted by name.

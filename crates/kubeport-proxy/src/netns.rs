@@ -11,11 +11,38 @@ pub fn namespace_id(path: &Path) -> io::Result<(u64, u64)> {
     Ok((meta.dev(), meta.ino()))
 }
 
-/// True when this process runs in the network namespace of PID 1 (the machine's or the
-/// container's initial one).
+/// Inode number recent kernels give the initial network namespace (older kernels allocate
+/// it at boot like any other).
+pub const INITIAL_NET_NS_INODE: u64 = 0xEFFF_FFF9;
+
+/// Directory where `ip netns add` keeps its named namespaces.
+pub const NAMED_NETNS_DIR: &str = "/var/run/netns";
+
+/// True when this process runs in the initial network namespace (the machine's, or the
+/// container's). Compares with PID 1's namespace; where that handle is not readable (no
+/// CAP_SYS_PTRACE), the namespace is initial when it has the initial namespace's fixed inode,
+/// and dedicated when it is one of `ip netns`'s named namespaces; otherwise this is unknown.
 pub fn in_initial_network_namespace() -> io::Result<bool> {
-    Ok(namespace_id(Path::new("/proc/self/ns/net"))?
-        == namespace_id(Path::new("/proc/1/ns/net"))?)
+    let own = namespace_id(Path::new("/proc/self/ns/net"))?;
+    match namespace_id(Path::new("/proc/1/ns/net")) {
+        Ok(init) => return Ok(own == init),
+        Err(err) if err.kind() != io::ErrorKind::PermissionDenied => return Err(err),
+        Err(_) => {}
+    }
+    if own.1 == INITIAL_NET_NS_INODE {
+        return Ok(true);
+    }
+    if let Ok(entries) = std::fs::read_dir(NAMED_NETNS_DIR) {
+        for entry in entries.flatten() {
+            if namespace_id(&entry.path()).is_ok_and(|id| id == own) {
+                return Ok(false);
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        "/proc/1/ns/net is not readable and this namespace is not one of ip netns's",
+    ))
 }
 
 /// Refuses to go on in the initial network namespace unless explicitly allowed.

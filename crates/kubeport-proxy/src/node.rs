@@ -88,7 +88,7 @@ pub fn host_addresses() -> Vec<IpAddr> {
         }
         libc::freeifaddrs(list);
     }
-    result.sort_by_key(|ip| IpFamily::of(ip));
+    result.sort_by_key(IpFamily::of);
     result
 }
 
@@ -152,11 +152,17 @@ mod tests {
         );
         let host: Vec<IpAddr> = vec!["10.0.0.5".parse().unwrap(), "172.18.0.3".parse().unwrap()];
         let info = node_info("worker", Some(&node), &host);
-        assert_eq!(info.primary_ip(IpFamily::V4), Some("172.18.0.3".parse().unwrap()));
+        assert_eq!(
+            info.primary_ip(IpFamily::V4),
+            Some("172.18.0.3".parse().unwrap())
+        );
         assert_eq!(info.ips.len(), 4);
         assert_eq!(info.zone(), Some("z1"));
         let fallback = node_info("worker", None, &host);
-        assert_eq!(fallback.primary_ip(IpFamily::V4), Some("10.0.0.5".parse().unwrap()));
+        assert_eq!(
+            fallback.primary_ip(IpFamily::V4),
+            Some("10.0.0.5".parse().unwrap())
+        );
     }
 
     #[test]

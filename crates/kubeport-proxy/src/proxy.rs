@@ -16,8 +16,8 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kubeport_proxy_model::endpoints::slice_service;
 use kubeport_proxy_model::{
-    compute, EndpointsChangeTracker, IpFamily, NamespacedName, NodePortTargets, ObjectChange,
-    ProxyConfig, ProxyState, ServiceChangeTracker, TrafficTarget,
+    EndpointsChangeTracker, IpFamily, NamespacedName, NodePortTargets, ObjectChange, ProxyConfig,
+    ProxyState, ServiceChangeTracker, TrafficTarget,
 };
 use tokio::sync::Notify;
 
@@ -31,6 +31,7 @@ use crate::metrics::{self, Metrics};
 use crate::node::{host_addresses, node_info};
 use crate::runner::{Backoff, RunnerSchedule};
 use crate::service_health::{BindAddresses, ServiceHealthServers, StartFailure};
+use crate::state_cache::StateCache;
 
 /// Syncs allowed back to back before `min_sync_period` applies (kube-proxy's burstSyncs).
 pub const BURST_SYNCS: u32 = 2;
@@ -286,8 +287,7 @@ async fn watch_node(client: kube::Client, shared: Arc<Shared>, node_name: String
     let set_node = |node: Option<Node>| {
         let changed = {
             let mut model = shared.model.lock().expect("model lock");
-            let changed =
-                node_fingerprint(model.node.as_ref()) != node_fingerprint(node.as_ref());
+            let changed = node_fingerprint(model.node.as_ref()) != node_fingerprint(node.as_ref());
             shared
                 .health
                 .lock()
@@ -475,7 +475,9 @@ struct Syncer {
     conntrack: Conntrack,
     health_servers: ServiceHealthServers,
     reported_failures: BTreeSet<(NamespacedName, u16)>,
-    last_state: Option<ProxyState>,
+    cache: StateCache,
+    /// Stale conntrack entries to clear after the next successful sync.
+    pending_conntrack: conntrack::Plan,
     last_full_sync: Instant,
 }
 
@@ -487,37 +489,48 @@ pub struct SyncOutcome {
 }
 
 impl Syncer {
-    fn desired_state(&self) -> ProxyState {
+    /// Takes the pending changes from the trackers and brings the desired state up to date
+    /// (fully recomputed when `full`).
+    fn update_state(&mut self, full: bool) {
         let mut model = self.shared.model.lock().expect("model lock");
-        model.services.take();
+        let mut changed = model.services.take();
         let changes = model.endpoints.take();
+        changed.extend(changes.services);
         for times in changes.last_change_trigger_times.into_values() {
             model.trigger_times.extend(times);
         }
-        self.shared.metrics.set(metrics::SERVICE_CHANGES_PENDING, 0.0);
-        self.shared.metrics.set(metrics::ENDPOINT_CHANGES_PENDING, 0.0);
+        self.shared
+            .metrics
+            .set(metrics::SERVICE_CHANGES_PENDING, 0.0);
+        self.shared
+            .metrics
+            .set(metrics::ENDPOINT_CHANGES_PENDING, 0.0);
         let node = node_info(
             &self.options.node_name,
             model.node.as_ref(),
             &host_addresses(),
         );
-        let endpoints = model.endpoints.endpoints();
-        compute(
+        let plan = self.cache.update(
             model.services.services(),
-            &endpoints,
-            &node,
+            model.endpoints.cache(),
+            &changed,
+            node,
             &self.options.config,
-        )
+            full,
+        );
+        self.pending_conntrack.merge(plan);
     }
 
     async fn sync_once(&mut self) -> SyncOutcome {
         let started = Instant::now();
-        let state = self.desired_state();
         let mut backend = self.backend.take().expect("backend present between syncs");
-        if self.last_full_sync.elapsed() >= FULL_SYNC_PERIOD {
+        let full = self.last_full_sync.elapsed() >= FULL_SYNC_PERIOD;
+        if full {
             self.last_full_sync = Instant::now();
             backend.request_full_resync();
         }
+        self.update_state(full);
+        let state = self.cache.take().expect("a state after an update");
         let (backend, state, result) = tokio::task::spawn_blocking(move || {
             let result = backend.sync(&state);
             (backend, state, result)
@@ -558,8 +571,16 @@ impl Syncer {
                     }
                 }
                 let (internal, external) = no_local_endpoint_counts(&state);
-                metrics.set_labelled(metrics::NO_LOCAL_ENDPOINTS_TOTAL, "internal", internal as f64);
-                metrics.set_labelled(metrics::NO_LOCAL_ENDPOINTS_TOTAL, "external", external as f64);
+                metrics.set_labelled(
+                    metrics::NO_LOCAL_ENDPOINTS_TOTAL,
+                    "internal",
+                    internal as f64,
+                );
+                metrics.set_labelled(
+                    metrics::NO_LOCAL_ENDPOINTS_TOTAL,
+                    "external",
+                    external as f64,
+                );
                 {
                     let mut health = self.shared.health.lock().expect("health lock");
                     for family in IpFamily::ALL {
@@ -575,24 +596,29 @@ impl Syncer {
                         "synced proxy rules"
                     );
                 }
-                self.clear_conntrack(&state).await;
+                self.clear_conntrack().await;
                 self.sync_health_checks(&state).await;
-                self.last_state = Some(state);
             }
             Err(err) => {
-                let counter = match self.options.mode {
-                    ProxyMode::Nftables => metrics::NFTABLES_SYNC_FAILURES_TOTAL,
-                    ProxyMode::Iptables => metrics::IPTABLES_RESTORE_FAILURES_TOTAL,
-                };
-                metrics.inc(counter);
+                match self.options.mode {
+                    ProxyMode::Nftables => metrics.inc(metrics::NFTABLES_SYNC_FAILURES_TOTAL),
+                    ProxyMode::Iptables => {
+                        metrics.inc(metrics::IPTABLES_RESTORE_FAILURES_TOTAL);
+                        if matches!(err, BackendError::Apply { partial: true, .. }) {
+                            metrics.inc(metrics::IPTABLES_PARTIAL_RESTORE_FAILURES_TOTAL);
+                        }
+                    }
+                }
                 tracing::error!(error = %err, "syncing proxy rules failed; the previous rules stay in place");
             }
         }
+        self.cache.restore(state);
         SyncOutcome { result, duration }
     }
 
-    async fn clear_conntrack(&mut self, state: &ProxyState) {
-        let plan = conntrack::plan(self.last_state.as_ref(), state);
+    /// Runs the conntrack cleanup accumulated since the last successful sync.
+    async fn clear_conntrack(&mut self) {
+        let plan = std::mem::take(&mut self.pending_conntrack);
         if plan.is_empty() {
             return;
         }
@@ -603,7 +629,11 @@ impl Syncer {
         for err in &errors {
             tracing::error!(error = %err, "clearing stale conntrack entries failed");
         }
-        tracing::debug!(commands, failures = errors.len(), "cleared stale conntrack entries");
+        tracing::debug!(
+            commands,
+            failures = errors.len(),
+            "cleared stale conntrack entries"
+        );
     }
 
     async fn sync_health_checks(&mut self, state: &ProxyState) {
@@ -669,7 +699,10 @@ impl Syncer {
                 }
                 Err(_) => {
                     let delay = backoff.next_delay();
-                    tracing::info!(retry_in_ms = delay.as_millis() as u64, "will retry the sync");
+                    tracing::info!(
+                        retry_in_ms = delay.as_millis() as u64,
+                        "will retry the sync"
+                    );
                     schedule.request_at(Instant::now() + delay);
                 }
             }
@@ -709,7 +742,8 @@ pub async fn run_proxy(
         conntrack: Conntrack::new(),
         health_servers: ServiceHealthServers::new(shared.health.clone()),
         reported_failures: BTreeSet::new(),
-        last_state: None,
+        cache: StateCache::new(),
+        pending_conntrack: conntrack::Plan::default(),
         last_full_sync: Instant::now(),
     };
     let tasks = vec![
@@ -728,4 +762,238 @@ pub async fn run_proxy(
         task.abort();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubeport_proxy_model::compute;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Records the states it is given; fails while `failures` is above zero.
+    struct FakeBackend {
+        failures: Arc<AtomicUsize>,
+        synced: Arc<Mutex<Vec<ProxyState>>>,
+    }
+
+    impl Backend for FakeBackend {
+        fn sync(&mut self, state: &ProxyState) -> Result<SyncReport, BackendError> {
+            if self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(BackendError::Apply {
+                    program: "nft",
+                    message: "Error: Could not process rule: No such file or directory".into(),
+                    partial: true,
+                });
+            }
+            self.synced.lock().unwrap().push(state.clone());
+            Ok(SyncReport {
+                full_resync: false,
+                commands: 1,
+                follow_up: None,
+            })
+        }
+
+        fn cleanup(&mut self) -> Result<(), BackendError> {
+            Ok(())
+        }
+    }
+
+    fn options(min_sync_period: Duration) -> ProxyOptions {
+        ProxyOptions {
+            node_name: "n1".into(),
+            mode: ProxyMode::Nftables,
+            config: ProxyConfig::default(),
+            metrics_addr: None,
+            healthz_addr: None,
+            sync_period: Duration::from_secs(3600),
+            min_sync_period,
+        }
+    }
+
+    fn service(index: usize) -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "ns", "name": format!("svc-{index}")},
+            "spec": {"clusterIP": format!("10.96.0.{}", index + 1),
+                     "ports": [{"port": 80, "protocol": "TCP"}]}
+        }))
+        .unwrap()
+    }
+
+    fn slice(index: usize) -> EndpointSlice {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "ns", "name": format!("svc-{index}-x"),
+                         "labels": {"kubernetes.io/service-name": format!("svc-{index}")},
+                         "annotations": {"endpoints.kubernetes.io/last-change-trigger-time":
+                                         "2024-05-01T10:00:00.000000000Z"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.244.1.2"]}],
+            "ports": [{"port": 8080, "protocol": "TCP"}]
+        }))
+        .unwrap()
+    }
+
+    fn syncer(
+        options: &ProxyOptions,
+        shared: &Arc<Shared>,
+        failures: usize,
+    ) -> (Syncer, Arc<AtomicUsize>, Arc<Mutex<Vec<ProxyState>>>) {
+        let failures = Arc::new(AtomicUsize::new(failures));
+        let synced = Arc::new(Mutex::new(Vec::new()));
+        let syncer = Syncer {
+            shared: shared.clone(),
+            options: options.clone(),
+            client: None,
+            backend: Some(Box::new(FakeBackend {
+                failures: failures.clone(),
+                synced: synced.clone(),
+            })),
+            conntrack: Conntrack::new(),
+            health_servers: ServiceHealthServers::new(shared.health.clone()),
+            reported_failures: BTreeSet::new(),
+            cache: StateCache::new(),
+            pending_conntrack: conntrack::Plan::default(),
+            last_full_sync: Instant::now(),
+        };
+        (syncer, failures, synced)
+    }
+
+    fn mark_listed(shared: &Shared) {
+        let mut model = shared.model.lock().unwrap();
+        model.services_synced = true;
+        model.slices_synced = true;
+        model.node_synced = true;
+    }
+
+    #[tokio::test]
+    async fn failed_syncs_are_counted_and_keep_their_changes() {
+        let options = options(Duration::from_millis(10));
+        let shared = Shared::new(&options);
+        shared.apply_service(ObjectChange::Added(service(0)));
+        shared.apply_slice(ObjectChange::Added(slice(0)));
+        assert_eq!(
+            shared.metrics.value(metrics::SERVICE_CHANGES_TOTAL),
+            Some(1.0)
+        );
+        assert_eq!(
+            shared.metrics.value(metrics::SERVICE_CHANGES_PENDING),
+            Some(1.0)
+        );
+        assert_eq!(
+            shared.metrics.value(metrics::ENDPOINT_CHANGES_PENDING),
+            Some(1.0)
+        );
+        let (mut syncer, _, synced) = syncer(&options, &shared, 1);
+
+        let outcome = syncer.sync_once().await;
+        assert_eq!(
+            outcome.result.unwrap_err().to_string(),
+            "nft: Error: Could not process rule: No such file or directory"
+        );
+        let metrics = &shared.metrics;
+        assert_eq!(
+            metrics.value(metrics::NFTABLES_SYNC_FAILURES_TOTAL),
+            Some(1.0)
+        );
+        assert_eq!(
+            metrics.histogram_count(metrics::SYNC_PROXY_RULES_DURATION),
+            Some(0)
+        );
+        assert_eq!(
+            metrics.value(metrics::SYNC_PROXY_RULES_LAST_TIMESTAMP),
+            Some(0.0)
+        );
+        // The failed sync's trigger time waits for a successful one.
+        assert_eq!(
+            metrics.histogram_count(metrics::NETWORK_PROGRAMMING_DURATION),
+            Some(0)
+        );
+
+        let outcome = syncer.sync_once().await;
+        assert!(outcome.result.is_ok());
+        assert_eq!(
+            metrics.value(metrics::NFTABLES_SYNC_FAILURES_TOTAL),
+            Some(1.0)
+        );
+        assert_eq!(
+            metrics.histogram_count(metrics::SYNC_PROXY_RULES_DURATION),
+            Some(1)
+        );
+        assert_eq!(
+            metrics.histogram_count(metrics::NETWORK_PROGRAMMING_DURATION),
+            Some(1)
+        );
+        assert!(
+            metrics
+                .value(metrics::SYNC_PROXY_RULES_LAST_TIMESTAMP)
+                .unwrap()
+                > 0.0
+        );
+        assert_eq!(metrics.value(metrics::SERVICE_CHANGES_PENDING), Some(0.0));
+        let synced = synced.lock().unwrap();
+        assert_eq!(synced.len(), 1);
+        assert_eq!(synced[0].service_ports.len(), 1);
+        assert_eq!(synced[0].service_ports[0].cluster_endpoints.len(), 1);
+        let text = metrics.render();
+        assert!(text.contains(
+            "kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy=\"internal\"} 0\n"
+        ));
+    }
+
+    #[tokio::test]
+    async fn bursts_of_changes_are_coalesced() {
+        let options = options(Duration::from_millis(300));
+        let shared = Shared::new(&options);
+        mark_listed(&shared);
+        let (syncer, _, synced) = syncer(&options, &shared, 0);
+        let task = tokio::spawn(syncer.run());
+        shared.trigger.notify_one();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while synced.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "the first sync happens");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for index in 0..20 {
+            shared.apply_service(ObjectChange::Added(service(index)));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        task.abort();
+        let synced = synced.lock().unwrap();
+        // The first sync, one from the burst allowance, then at most one per 300 ms.
+        assert!(synced.len() <= 5, "{} syncs", synced.len());
+        assert_eq!(synced.last().unwrap().service_ports.len(), 20);
+    }
+
+    #[test]
+    fn health_checks_listen_where_node_ports_do() {
+        let state = |nodeport_addresses| {
+            compute(
+                std::iter::empty::<&Service>(),
+                &Default::default(),
+                &kubeport_proxy_model::NodeInfo {
+                    name: "n1".into(),
+                    ips: vec!["172.18.0.2".parse().unwrap()],
+                    labels: Default::default(),
+                },
+                &ProxyConfig {
+                    nodeport_addresses,
+                    ..ProxyConfig::default()
+                },
+            )
+        };
+        assert_eq!(
+            health_check_bind(&state(kubeport_proxy_model::NodePortAddresses::Primary)),
+            BindAddresses::Ips(vec!["172.18.0.2".parse().unwrap()])
+        );
+        assert_eq!(
+            health_check_bind(&state(kubeport_proxy_model::NodePortAddresses::Cidrs(
+                vec![]
+            ))),
+            BindAddresses::All
+        );
+    }
 }

@@ -39,9 +39,8 @@ impl RunnerSchedule {
             self.tokens = self.burst;
         } else {
             let elapsed = now.saturating_duration_since(self.refilled_at);
-            self.tokens = (self.tokens
-                + elapsed.as_secs_f64() / self.min_interval.as_secs_f64())
-            .min(self.burst);
+            self.tokens = (self.tokens + elapsed.as_secs_f64() / self.min_interval.as_secs_f64())
+                .min(self.burst);
         }
         self.refilled_at = now;
     }

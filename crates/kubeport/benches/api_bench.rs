@@ -3,7 +3,8 @@
 //! Spawns the real `kubeport server` (release build, controllers off, durable store in a temp
 //! dir) and drives it over HTTPS with kube-rs clients built from the kubeconfig it writes, and
 //! with the real kubectl for `kubectl get svc -A`. Run with
-//! `cargo bench -p kubeport --bench api_bench`; it prints one table per part.
+//! `cargo bench -p kubeport --bench api_bench`; it prints one table per part on stdout, and on
+//! stderr the server's PID at the start of each part, to attach a profiler to just that part.
 //!
 //! The client runs on the same machine as the server, so every figure includes the client's
 //! own CPU use (TLS, JSON) competing for the same cores; that is the set-up users have too.
@@ -44,15 +45,20 @@ fn main() {
         .expect("tokio runtime");
     let started = Instant::now();
     println!(
-        "kubeport API server benchmark — {} CPUs, server {}",
+        "kubeport API server benchmark — {} CPUs, load average {} at start, server {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average(),
         env!("CARGO_BIN_EXE_kubeport")
     );
     runtime.block_on(async {
         api_server_bench().await;
         nodeport_fill_bench().await;
     });
-    println!("\ntotal benchmark time: {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "\ntotal benchmark time: {:.1} s; load average {} at end",
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
 }
 
 /// Parts 1–4 (issue 2): write throughput and latency, paced writes, listing 10k Services, RSS.
@@ -62,6 +68,7 @@ async fn api_server_bench() {
     let rss_start = server.rss_kib();
     let mut next_index = 0;
 
+    phase(&server, "1 burst");
     // 1. Burst of creates with 16 concurrent clients.
     let cpu_before = server.cpu_seconds();
     let burst = create_concurrently(
@@ -74,6 +81,7 @@ async fn api_server_bench() {
     let burst_cpu = server.cpu_seconds() - cpu_before;
     next_index += BURST_CREATES;
 
+    phase(&server, "2 paced");
     // 2. Paced single-object writes (open loop: each create is sent on schedule, whatever
     // the previous ones are doing, so a slow response cannot hide later ones' latency).
     let cpu_before = server.cpu_seconds();
@@ -88,6 +96,7 @@ async fn api_server_bench() {
     let paced_cpu = server.cpu_seconds() - cpu_before;
     next_index += paced.latencies.len();
 
+    phase(&server, "fill to 10k");
     // Fill up to 10k stored Services (also measured: a longer burst at a larger store).
     let cpu_before = server.cpu_seconds();
     let fill = create_concurrently(
@@ -100,12 +109,25 @@ async fn api_server_bench() {
     let fill_cpu = server.cpu_seconds() - cpu_before;
     let rss_10k = server.rss_kib();
 
-    // Reference: the same burst for ConfigMaps, which take no allocator lock, to separate the
-    // Service path's own cost from the generic write path (TLS, JSON, store commit).
+    phase(&server, "configmap reference");
+    // Reference: the same burst and paced writes for ConfigMaps, which take no allocator lock,
+    // to separate the Service path's own cost from the generic write path (TLS, JSON, store
+    // commit).
     let cpu_before = server.cpu_seconds();
     let configmaps = create_configmaps_concurrently(&clients, 0..BURST_CREATES).await;
     let configmap_cpu = server.cpu_seconds() - cpu_before;
+    let cpu_before = server.cpu_seconds();
+    let configmaps_paced = {
+        let api: Api<ConfigMap> = Api::namespaced(clients[0].clone(), NAMESPACE);
+        run_paced(PACED_RATE_PER_SEC, PACED_DURATION, move |k| {
+            let api = api.clone();
+            async move { create_configmap(&api, BURST_CREATES + k).await }
+        })
+        .await
+    };
+    let configmap_paced_cpu = server.cpu_seconds() - cpu_before;
 
+    phase(&server, "3 lists");
     // 3. `kubectl get svc -A` and a raw LIST with 10k Services stored.
     let kubectl = match kubectl_path() {
         Some(kubectl) => Some(server.time_kubectl_get_svc_all(&kubectl).await),
@@ -119,7 +141,10 @@ async fn api_server_bench() {
     let cpu_before = server.cpu_seconds();
     for _ in 0..LIST_RUNS {
         let t = Instant::now();
-        let list = api.list(&ListParams::default()).await.expect("LIST services");
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .expect("LIST services");
         list_times.push(t.elapsed());
         listed = list.items.len();
         rss_per_list.push(server.rss_kib());
@@ -133,19 +158,33 @@ async fn api_server_bench() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after_idle = server.rss_kib();
 
+    phase(&server, "2b paced with LIST loop");
     // 2b. The paced writes again, now with 10k stored and one client listing all Services in
-    // a loop meanwhile (what informers and `kubectl get -A` do to a busy server).
+    // a loop meanwhile (what informers and `kubectl get -A` do to a busy server). The lister
+    // has its own thread, runtime and connection and does not parse the body, so its client
+    // work cannot stall the paced writer's runtime.
     let stop_listing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let lister = {
-        let api: Api<Service> = Api::all(clients[1].clone());
         let stop = stop_listing.clone();
-        tokio::spawn(async move {
-            let mut lists = 0;
-            while !stop.load(Ordering::Relaxed) {
-                api.list(&ListParams::default()).await.expect("LIST services");
-                lists += 1;
-            }
-            lists
+        let kubeconfig = server.kubeconfig.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("lister runtime");
+            rt.block_on(async move {
+                let client = client_from_kubeconfig(&kubeconfig).await;
+                let mut lists = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let request = http::Request::get("/api/v1/services")
+                        .body(Vec::new())
+                        .expect("request");
+                    let body = client.request_text(request).await.expect("LIST services");
+                    assert!(body.len() > 1_000_000, "LIST body is {} bytes", body.len());
+                    lists += 1;
+                }
+                lists
+            })
         })
     };
     let cpu_before = server.cpu_seconds();
@@ -159,9 +198,11 @@ async fn api_server_bench() {
     .await;
     let paced_listing_cpu = server.cpu_seconds() - cpu_before;
     stop_listing.store(true, Ordering::Relaxed);
-    let lists_during_paced = lister.await.expect("lister task");
+    let lists_during_paced = lister.join().expect("lister thread");
 
-    println!("\n== Issue 2: API server (ClusterIP Service creates, durable store, controllers off) ==");
+    println!(
+        "\n== Issue 2: API server (ClusterIP Service creates, durable store, controllers off) =="
+    );
     println!(
         "{:<46} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>11}",
         "workload", "count", "rate/s", "mean ms", "p50 ms", "p99 ms", "max ms", "srv CPU/op"
@@ -173,7 +214,10 @@ async fn api_server_bench() {
         burst_cpu,
     );
     print_latency_row(
-        &format!("2. paced create, {PACED_RATE_PER_SEC}/s for {}s", PACED_DURATION.as_secs()),
+        &format!(
+            "2. paced create, {PACED_RATE_PER_SEC}/s for {}s",
+            PACED_DURATION.as_secs()
+        ),
         &paced.latencies,
         paced.rate(),
         paced_cpu,
@@ -195,7 +239,16 @@ async fn api_server_bench() {
         configmap_cpu,
     );
     print_latency_row(
-        &format!("2b. paced {PACED_RATE_PER_SEC}/s, {}k stored, LIST loop", STORED_SERVICES / 1000),
+        &format!("   ref: paced ConfigMap create, {PACED_RATE_PER_SEC}/s"),
+        &configmaps_paced.latencies,
+        configmaps_paced.rate(),
+        configmap_paced_cpu,
+    );
+    print_latency_row(
+        &format!(
+            "2b. paced {PACED_RATE_PER_SEC}/s, {}k stored, LIST loop",
+            STORED_SERVICES / 1000
+        ),
         &paced_listing.latencies,
         paced_listing.rate(),
         paced_listing_cpu,
@@ -218,18 +271,28 @@ async fn api_server_bench() {
     println!(
         "\n{:<46} {:>8} {:>10} {:>10} {:>10} {:>10}",
         format!("3. list with {STORED_SERVICES} Services stored"),
-        "items", "median ms", "min ms", "max ms", "srv CPU"
+        "items",
+        "median ms",
+        "min ms",
+        "max ms",
+        "srv CPU"
     );
     match &kubectl {
-        Some(k) => println!(
-            "{:<46} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>9.2}s",
-            format!("kubectl get svc -A (median of {LIST_RUNS}, 1 warm-up)"),
-            k.rows,
-            ms(median(&k.times)),
-            ms(*k.times.iter().min().unwrap()),
-            ms(*k.times.iter().max().unwrap()),
-            k.server_cpu / LIST_RUNS as f64,
-        ),
+        Some(k) => {
+            println!(
+                "{:<46} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>9.2}s",
+                format!("kubectl get svc -A (median of {LIST_RUNS}, 1 warm-up)"),
+                k.rows,
+                ms(median(&k.times)),
+                ms(*k.times.iter().min().unwrap()),
+                ms(*k.times.iter().max().unwrap()),
+                k.server_cpu / LIST_RUNS as f64,
+            );
+            println!(
+                "   kubectl's own CPU per run: {:.2} s (it pages with limit=500 and asks for Tables)",
+                k.kubectl_cpu / LIST_RUNS as f64
+            );
+        }
         None => println!("kubectl get svc -A: skipped (kubectl is not on PATH)"),
     }
     println!(
@@ -250,11 +313,16 @@ async fn api_server_bench() {
 
     println!("\n{:<46} {:>10}", "4. server RSS (VmRSS)", "MiB");
     println!("{:<46} {:>10.1}", "at start", mib(rss_start));
-    println!("{:<46} {:>10.1}", format!("after {STORED_SERVICES} Services"), mib(rss_10k));
+    println!(
+        "{:<46} {:>10.1}",
+        format!("after {STORED_SERVICES} Services"),
+        mib(rss_10k)
+    );
     if kubectl.is_some() {
         println!(
             "{:<46} {:>10.1}",
-            "after 6× kubectl get svc -A", mib(rss_after_kubectl)
+            "after 6× kubectl get svc -A",
+            mib(rss_after_kubectl)
         );
     }
     println!(
@@ -263,7 +331,10 @@ async fn api_server_bench() {
         mib(rss_after_list)
     );
     println!("{:<46} {:>10.1}", "after 2 s idle", mib(rss_after_idle));
-    let per_list: Vec<String> = rss_per_list.iter().map(|k| format!("{:.0}", mib(*k))).collect();
+    let per_list: Vec<String> = rss_per_list
+        .iter()
+        .map(|k| format!("{:.0}", mib(*k)))
+        .collect();
     println!("   RSS after each raw LIST (MiB): {}", per_list.join(", "));
     println!(
         "   data dir on disk after {STORED_SERVICES} Services: {:.1} MiB",
@@ -275,6 +346,7 @@ async fn api_server_bench() {
 async fn nodeport_fill_bench() {
     let server = ServerProcess::start(&["--service-node-port-range", NODEPORT_RANGE]);
     let clients = server.clients(CLIENTS).await;
+    phase(&server, "5 NodePort fill");
     let mut created = 0;
     let mut levels = Vec::new();
     let mut fill_batches: Vec<(usize, Run)> = Vec::new();
@@ -303,18 +375,31 @@ async fn nodeport_fill_bench() {
     // Sanity: every nodePort distinct and inside the range.
     let api: Api<Service> = Api::namespaced(clients[0].clone(), NAMESPACE);
     let t = Instant::now();
-    let list = api.list(&ListParams::default()).await.expect("LIST services");
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .expect("LIST services");
     let list_time = t.elapsed();
     let mut ports = HashSet::new();
     for svc in &list.items {
-        for p in svc.spec.as_ref().and_then(|s| s.ports.as_ref()).into_iter().flatten() {
+        for p in svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .into_iter()
+            .flatten()
+        {
             if let Some(np) = p.node_port {
                 assert!((30000..=62767).contains(&np), "nodePort {np} out of range");
                 assert!(ports.insert(np), "nodePort {np} allocated twice");
             }
         }
     }
-    assert_eq!(ports.len(), created, "every NodePort Service has its own nodePort");
+    assert_eq!(
+        ports.len(),
+        created,
+        "every NodePort Service has its own nodePort"
+    );
 
     println!(
         "\n== Issue 3: NodePort allocation as the range fills (--service-node-port-range {NODEPORT_RANGE}) =="
@@ -442,24 +527,31 @@ async fn create_concurrently(
 }
 
 /// Like [`create_concurrently`], for small ConfigMaps (`cm-<i>`, one data key).
-async fn create_configmaps_concurrently(clients: &[Client], indices: std::ops::Range<usize>) -> Run {
+async fn create_configmaps_concurrently(
+    clients: &[Client],
+    indices: std::ops::Range<usize>,
+) -> Run {
     run_concurrently(clients, indices, |client, i| async move {
-        let api: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
-        let cm = ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(format!("cm-{i:05}")),
-                ..Default::default()
-            },
-            data: Some([("key".to_string(), format!("value-{i}"))].into()),
-            ..Default::default()
-        };
-        let t = Instant::now();
-        if let Err(e) = api.create(&PostParams::default(), &cm).await {
-            panic!("creating ConfigMap cm-{i:05}: {e}");
-        }
-        t.elapsed()
+        create_configmap(&Api::namespaced(client, NAMESPACE), i).await
     })
     .await
+}
+
+/// Creates ConfigMap `cm-<i>` (one data key) and returns the request's latency.
+async fn create_configmap(api: &Api<ConfigMap>, i: usize) -> Duration {
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(format!("cm-{i:05}")),
+            ..Default::default()
+        },
+        data: Some([("key".to_string(), format!("value-{i}"))].into()),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    if let Err(e) = api.create(&PostParams::default(), &cm).await {
+        panic!("creating ConfigMap cm-{i:05}: {e}");
+    }
+    t.elapsed()
 }
 
 /// Runs `op(client, i)` for every index, one task per client taking the next index when its
@@ -540,6 +632,21 @@ async fn create_paced(
     duration: Duration,
 ) -> PacedRun {
     let api: Api<Service> = Api::namespaced(client, NAMESPACE);
+    run_paced(rate, duration, move |k| {
+        let api = api.clone();
+        let svc = service(prefix, first_index + k, ServiceKind::ClusterIp);
+        async move { create_one(&api, &svc).await }
+    })
+    .await
+}
+
+/// Open-loop operations: operation k is started at start + k/rate, each in its own task;
+/// `op(k)` returns the operation's latency.
+async fn run_paced<F, Fut>(rate: u32, duration: Duration, op: F) -> PacedRun
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Duration> + Send + 'static,
+{
     let count = (rate as u64 * duration.as_secs()) as usize;
     let period = Duration::from_secs(1) / rate;
     let start = tokio::time::Instant::now() + Duration::from_millis(20);
@@ -550,13 +657,11 @@ async fn create_paced(
         let due = start + period * k as u32;
         tokio::time::sleep_until(due).await;
         max_lag = max_lag.max(tokio::time::Instant::now() - due);
-        let api = api.clone();
-        let svc = service(prefix, first_index + k, ServiceKind::ClusterIp);
-        tasks.push(tokio::spawn(async move { create_one(&api, &svc).await }));
+        tasks.push(tokio::spawn(op(k)));
     }
     let mut latencies = Vec::with_capacity(count);
     for task in tasks {
-        latencies.push(task.await.expect("paced create task"));
+        latencies.push(task.await.expect("paced task"));
     }
     PacedRun {
         latencies,
@@ -628,15 +733,7 @@ impl ServerProcess {
     async fn clients(&self, n: usize) -> Vec<Client> {
         let mut clients = Vec::with_capacity(n);
         for _ in 0..n {
-            let kubeconfig =
-                kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("reading kubeconfig");
-            let config = kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await
-            .expect("kubeconfig to client config");
-            let client = Client::try_from(config).expect("kube client");
+            let client = client_from_kubeconfig(&self.kubeconfig).await;
             client
                 .apiserver_version()
                 .await
@@ -695,6 +792,7 @@ impl ServerProcess {
         };
         let (warm_up, _) = run(kubectl.into(), home.clone(), self.kubeconfig.clone()).await;
         let cpu_before = self.cpu_seconds();
+        let kubectl_cpu_before = reaped_children_cpu_seconds();
         let mut times = Vec::new();
         let mut rows = 0;
         for _ in 0..LIST_RUNS {
@@ -707,6 +805,7 @@ impl ServerProcess {
             times,
             rows,
             server_cpu: self.cpu_seconds() - cpu_before,
+            kubectl_cpu: reaped_children_cpu_seconds() - kubectl_cpu_before,
         }
     }
 }
@@ -723,6 +822,19 @@ struct KubectlTimes {
     times: Vec<Duration>,
     rows: usize,
     server_cpu: f64,
+    /// CPU seconds kubectl itself used (all timed runs).
+    kubectl_cpu: f64,
+}
+
+async fn client_from_kubeconfig(path: &Path) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).expect("reading kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("kubeconfig to client config");
+    Client::try_from(config).expect("kube client")
 }
 
 fn kubectl_path() -> Option<PathBuf> {
@@ -732,6 +844,37 @@ fn kubectl_path() -> Option<PathBuf> {
         .ok()?;
     let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (!p.is_empty()).then(|| PathBuf::from(p))
+}
+
+/// Marks the start of a part on stderr (with the server's PID), so a profiler can be attached
+/// to the server for just that part (`perf record -p <pid>`).
+fn phase(server: &ServerProcess, name: &str) {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    eprintln!(
+        "[{:7.1} s] server pid {}: {name}",
+        start.elapsed().as_secs_f64(),
+        server.child.id()
+    );
+}
+
+/// User + system CPU seconds of this process's finished (waited-for) children, including
+/// their own waited-for descendants (kubectl's dispatcher runs the versioned kubectl).
+fn reaped_children_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // cutime and cstime are fields 16 and 17.
+    let ticks: u64 = fields[13].parse::<u64>().unwrap() + fields[14].parse::<u64>().unwrap();
+    ticks as f64 / clock_ticks_per_second()
+}
+
+/// The 1-minute load average: other work on the machine skews every figure here.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn clock_ticks_per_second() -> f64 {

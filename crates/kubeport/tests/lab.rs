@@ -88,8 +88,8 @@ impl Lab {
     }
 
     fn state(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.state_dir().join("cluster.json"))
-            .expect("cluster state");
+        let text =
+            std::fs::read_to_string(self.state_dir().join("cluster.json")).expect("cluster state");
         serde_json::from_str(&text).unwrap()
     }
 
@@ -212,7 +212,9 @@ fn assert_gone(lab: &Lab, state: &serde_json::Value) {
     let link_id = state["link_id"].as_str().unwrap();
     let left: Vec<String> = netns_list()
         .into_iter()
-        .filter(|ns| ns.starts_with(&format!("{link_id}-")) || ns.starts_with(&format!("{}-", lab.name)))
+        .filter(|ns| {
+            ns.starts_with(&format!("{link_id}-")) || ns.starts_with(&format!("{}-", lab.name))
+        })
         .collect();
     assert!(left.is_empty(), "namespaces left: {left:?}");
     assert!(!link_exists(link_id), "bridge {link_id} left");
@@ -250,7 +252,14 @@ fn unsupported_config_fields_are_errors_naming_the_field() {
         "kind.yaml",
         "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking:\n  disableDefaultCNI: true\n",
     );
-    let out = lab.kubeport(&["create", "cluster", "--name", &lab.name, "--config", cfg.to_str().unwrap()]);
+    let out = lab.kubeport(&[
+        "create",
+        "cluster",
+        "--name",
+        &lab.name,
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -264,7 +273,14 @@ fn unsupported_config_fields_are_errors_naming_the_field() {
         "ha.yaml",
         "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: control-plane\n",
     );
-    let out = lab.kubeport(&["create", "cluster", "--name", &lab.name, "--config", cfg.to_str().unwrap()]);
+    let out = lab.kubeport(&[
+        "create",
+        "cluster",
+        "--name",
+        &lab.name,
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
     assert_eq!(
         stderr(&out).trim(),
         "ERROR: failed to create cluster: invalid kind config: 2 control-plane nodes: kubeport supports exactly one control-plane node (no high-availability control plane); make the others \"role: worker\""
@@ -294,7 +310,10 @@ fn unknown_clusters_read_as_kind_reports_them() {
     // Deleting what does not exist succeeds (kind's idempotent delete).
     let out = lab.delete();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stderr(&out).trim(), format!("Deleting cluster \"{}\" ...", lab.name));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!("Deleting cluster \"{}\" ...", lab.name)
+    );
 }
 
 #[test]
@@ -304,7 +323,10 @@ fn three_node_topology_and_clean_delete() {
     let cfg = seed("seed-001/kind-config.yaml");
     // The topology does not depend on the node agents: do not wait for Ready.
     let err = lab.create(&["--config", cfg.to_str().unwrap(), "--wait", "0s"]);
-    assert!(err.starts_with(&format!("Creating cluster \"{}\" ...\n", lab.name)), "{err}");
+    assert!(
+        err.starts_with(&format!("Creating cluster \"{}\" ...\n", lab.name)),
+        "{err}"
+    );
     for step in [
         " ✓ Preparing nodes 📦 📦 📦 \n",
         " ✓ Writing configuration 📜\n",
@@ -341,7 +363,11 @@ fn three_node_topology_and_clean_delete() {
 
     // kind's get commands.
     let out = lab.kubeport(&["get", "clusters"]);
-    assert!(stdout(&out).lines().any(|l| l == lab.name), "{}", stdout(&out));
+    assert!(
+        stdout(&out).lines().any(|l| l == lab.name),
+        "{}",
+        stdout(&out)
+    );
     let out = lab.kubeport(&["get", "nodes", "--name", &lab.name]);
     assert_eq!(stdout(&out).lines().collect::<Vec<_>>(), names);
 
@@ -349,14 +375,31 @@ fn three_node_topology_and_clean_delete() {
     for (node, ip, _) in &n {
         let addrs = sh_ok(&["ip", "netns", "exec", node, "ip", "-br", "addr"]);
         assert!(
-            addrs.lines().any(|l| l.starts_with("eth0") && l.contains(&format!("{ip}/24"))),
+            addrs
+                .lines()
+                .any(|l| l.starts_with("eth0") && l.contains(&format!("{ip}/24"))),
             "{node}: {addrs}"
         );
-        assert!(addrs.lines().any(|l| l.starts_with("lo ") && l.contains("UNKNOWN")), "{addrs}");
-        let fwd = sh_ok(&["ip", "netns", "exec", node, "cat", "/proc/sys/net/ipv4/ip_forward"]);
+        assert!(
+            addrs
+                .lines()
+                .any(|l| l.starts_with("lo ") && l.contains("UNKNOWN")),
+            "{addrs}"
+        );
+        let fwd = sh_ok(&[
+            "ip",
+            "netns",
+            "exec",
+            node,
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+        ]);
         assert_eq!(fwd.trim(), "1");
         let routes = sh_ok(&["ip", "-n", node, "-4", "route"]);
-        assert!(!routes.contains("default"), "{node} has a default route: {routes}");
+        assert!(
+            !routes.contains("default"),
+            "{node} has a default route: {routes}"
+        );
         assert!(routes.contains("10.96.0.0/16 dev eth0"), "{routes}");
         for (other, other_ip, other_cidr) in &n {
             if other != node {
@@ -369,7 +412,11 @@ fn three_node_topology_and_clean_delete() {
     }
     // `kubeport exec` runs in the node.
     let out = lab.kubeport(&["exec", &n[1].0, "--", "ip", "-br", "addr", "show", "eth0"]);
-    assert!(stdout(&out).contains(&format!("{}/24", n[1].1)), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("{}/24", n[1].1)),
+        "{}",
+        stderr(&out)
+    );
 
     // The host: its bridge has the host address; node IPs route over it; pod and service
     // addresses do not (checked by lookup only).
@@ -391,18 +438,36 @@ fn three_node_topology_and_clean_delete() {
     for (node, ip, _) in &n[1..] {
         assert!(reachable(ip, 10250), "host cannot reach {node} at {ip}");
         let out = sh(&[
-            "ip", "netns", "exec", node, "timeout", "5", "bash", "-c",
+            "ip",
+            "netns",
+            "exec",
+            node,
+            "timeout",
+            "5",
+            "bash",
+            "-c",
             &format!("exec 3<>/dev/tcp/{}/6443", n[0].1),
         ]);
-        assert!(out.status.success(), "{node} cannot reach the API server: {}", stderr(&out));
+        assert!(
+            out.status.success(),
+            "{node} cannot reach the API server: {}",
+            stderr(&out)
+        );
     }
 
     // The kubeconfig: merged into $KUBECONFIG and current, server on the control-plane.
     let kc = std::fs::read_to_string(&lab.kubeconfig).unwrap();
     assert!(kc.contains(&format!("current-context: {context}")), "{kc}");
-    assert!(kc.contains(&format!("server: https://{}:6443", n[0].1)), "{kc}");
+    assert!(
+        kc.contains(&format!("server: https://{}:6443", n[0].1)),
+        "{kc}"
+    );
     let out = lab.kubeport(&["get", "kubeconfig", "--name", &lab.name]);
-    assert!(stdout(&out).contains(&format!("name: {context}")), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("name: {context}")),
+        "{}",
+        stdout(&out)
+    );
     if kubectl_path().is_some() {
         assert_eq!(lab.ok(&["config", "current-context"]).trim(), context);
         let ns = lab.ok(&["get", "ns", "-o", "name"]);
@@ -410,13 +475,28 @@ fn three_node_topology_and_clean_delete() {
     }
     // export into another file.
     let other = lab.dir.path().join("other-kubeconfig");
-    let out = lab.kubeport(&["export", "kubeconfig", "--name", &lab.name, "--kubeconfig", other.to_str().unwrap()]);
-    assert_eq!(stderr(&out).trim(), format!("Set kubectl context to \"{context}\""));
-    assert!(std::fs::read_to_string(&other).unwrap().contains(&format!("current-context: {context}")));
+    let out = lab.kubeport(&[
+        "export",
+        "kubeconfig",
+        "--name",
+        &lab.name,
+        "--kubeconfig",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        stderr(&out).trim(),
+        format!("Set kubectl context to \"{context}\"")
+    );
+    assert!(std::fs::read_to_string(&other)
+        .unwrap()
+        .contains(&format!("current-context: {context}")));
 
     // Recorded processes run inside the nodes.
     let procs = state["processes"].as_array().unwrap();
-    let server = procs.iter().find(|p| p["role"] == "server").expect("server record");
+    let server = procs
+        .iter()
+        .find(|p| p["role"] == "server")
+        .expect("server record");
     assert!(pid_alive(server["pid"].as_u64().unwrap()));
     assert_eq!(
         procs.iter().filter(|p| p["role"] == "agent").count(),
@@ -438,7 +518,10 @@ fn three_node_topology_and_clean_delete() {
     assert!(!std::fs::read_to_string(&other).unwrap().contains(&context));
     let out = lab.delete();
     assert!(out.status.success());
-    assert_eq!(stderr(&out), format!("Deleting cluster \"{}\" ...\n", lab.name));
+    assert_eq!(
+        stderr(&out),
+        format!("Deleting cluster \"{}\" ...\n", lab.name)
+    );
 }
 
 #[test]
@@ -461,7 +544,9 @@ fn delete_cleans_up_after_a_crash() {
     let sleeper_pid = sleeper.id() as u64;
     // Crash every recorded process.
     for p in state["processes"].as_array().unwrap() {
-        let _ = Command::new("kill").args(["-9", &p["pid"].to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-9", &p["pid"].to_string()])
+            .status();
     }
     let out = lab.delete();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -499,9 +584,11 @@ fn two_clusters_side_by_side() {
     assert!(reachable(&na[0].1, 6443));
     assert!(reachable(&nb[0].1, 6443));
     let out = a.kubeport(&["get", "clusters"]);
-    let listed: Vec<&str> = stdout(&out).lines().map(str::trim).collect::<Vec<_>>().into_iter().collect();
-    let listed: Vec<String> = listed.iter().map(|s| s.to_string()).collect();
-    assert!(listed.contains(&a.name) && listed.contains(&b.name), "{listed:?}");
+    let listed: Vec<String> = stdout(&out).lines().map(|l| l.trim().to_string()).collect();
+    assert!(
+        listed.contains(&a.name) && listed.contains(&b.name),
+        "{listed:?}"
+    );
 
     // Deleting one leaves the other intact.
     assert!(a.delete().status.success());
@@ -527,7 +614,10 @@ fn loopback_api_server_address_is_forwarded() {
     );
     lab.create(&["--config", cfg.to_str().unwrap(), "--wait", "0s"]);
     let state = lab.state();
-    let fwd = state["forwarder"].as_str().expect("forwarder address").to_string();
+    let fwd = state["forwarder"]
+        .as_str()
+        .expect("forwarder address")
+        .to_string();
     assert!(fwd.starts_with("127.0.0.1:"), "{fwd}");
     let kc = std::fs::read_to_string(&lab.kubeconfig).unwrap();
     assert!(kc.contains(&format!("server: https://{fwd}")), "{kc}");
@@ -541,7 +631,11 @@ fn loopback_api_server_address_is_forwarded() {
     assert_gone(&lab, &state);
     let port: u16 = fwd.rsplit(':').next().unwrap().parse().unwrap();
     assert!(
-        TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(1)).is_err(),
+        TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(1)
+        )
+        .is_err(),
         "the forwarder still listens"
     );
 }
@@ -585,10 +679,17 @@ fn seed_001_cluster_pods_and_networking() {
     eprintln!("create cluster took {:?}\n{err}", started.elapsed());
     assert!(err.contains(" • Ready after "), "{err}");
 
-    assert_eq!(lab.ok(&["config", "current-context"]).trim(), format!("kubeport-{name}"));
+    assert_eq!(
+        lab.ok(&["config", "current-context"]).trim(),
+        format!("kubeport-{name}")
+    );
     let out = lab.ok(&["get", "nodes"]);
     let r = rows(&out);
-    assert_eq!(r[0][..5], ["NAME", "STATUS", "ROLES", "AGE", "VERSION"], "{out}");
+    assert_eq!(
+        r[0][..5],
+        ["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+        "{out}"
+    );
     let listed: Vec<(&str, &str, &str)> = r[1..]
         .iter()
         .map(|row| (row[0].as_str(), row[1].as_str(), row[2].as_str()))
@@ -596,7 +697,11 @@ fn seed_001_cluster_pods_and_networking() {
     assert_eq!(
         listed,
         [
-            (format!("{name}-control-plane").as_str(), "Ready", "control-plane"),
+            (
+                format!("{name}-control-plane").as_str(),
+                "Ready",
+                "control-plane"
+            ),
             (format!("{name}-worker").as_str(), "Ready", "<none>"),
             (format!("{name}-worker2").as_str(), "Ready", "<none>"),
         ],
@@ -605,40 +710,60 @@ fn seed_001_cluster_pods_and_networking() {
     let state = lab.state();
     let n = nodes(&state);
 
-    assert_eq!(lab.ok(&["create", "namespace", "dev"]).trim(), "namespace/dev created");
+    assert_eq!(
+        lab.ok(&["create", "namespace", "dev"]).trim(),
+        "namespace/dev created"
+    );
     let rs = seed("seed-001/nginx-replicaset.yaml");
     assert_eq!(
         lab.ok(&["apply", "-f", rs.to_str().unwrap()]).trim(),
         "replicaset.apps/nginx-replicaset created"
     );
     // 6 Running pods, each with an IP in its node's /24.
-    let pods: Vec<(String, String, String)> = eventually("6 Running pods", Duration::from_secs(90), || {
-        let out = lab.ok(&["get", "pod", "-n", "dev", "-o", "wide"]);
-        let r = rows(&out);
-        let running: Vec<(String, String, String)> = r[1..]
-            .iter()
-            .filter(|row| row[1] == "1/1" && row[2] == "Running")
-            .map(|row| (row[0].clone(), row[5].clone(), row[6].clone()))
-            .collect();
-        if running.len() == 6 && r.len() == 7 {
-            Ok(running)
-        } else {
-            Err(out)
-        }
-    });
+    let pods: Vec<(String, String, String)> =
+        eventually("6 Running pods", Duration::from_secs(90), || {
+            let out = lab.ok(&["get", "pod", "-n", "dev", "-o", "wide"]);
+            let r = rows(&out);
+            let running: Vec<(String, String, String)> = r[1..]
+                .iter()
+                .filter(|row| row[1] == "1/1" && row[2] == "Running")
+                .map(|row| (row[0].clone(), row[5].clone(), row[6].clone()))
+                .collect();
+            if running.len() == 6 && r.len() == 7 {
+                Ok(running)
+            } else {
+                Err(out)
+            }
+        });
     for (pod, ip, node) in &pods {
-        let (_, _, cidr) = n.iter().find(|x| &x.0 == node).unwrap_or_else(|| panic!("{pod} on unknown node {node}"));
+        let (_, _, cidr) = n
+            .iter()
+            .find(|x| &x.0 == node)
+            .unwrap_or_else(|| panic!("{pod} on unknown node {node}"));
         let prefix = cidr.trim_end_matches("0/24");
-        assert!(ip.starts_with(prefix), "{pod} on {node} has {ip}, not in {cidr}");
+        assert!(
+            ip.starts_with(prefix),
+            "{pod} on {node} has {ip}, not in {cidr}"
+        );
         // The downward API: NODE_NAME is the pod's node.
         assert_eq!(
-            lab.ok(&["exec", "-n", "dev", pod, "--", "printenv", "NODE_NAME"]).trim(),
+            lab.ok(&["exec", "-n", "dev", pod, "--", "printenv", "NODE_NAME"])
+                .trim(),
             node
         );
     }
     // The seed's loop: each pod serves its own name.
     for (pod, _, _) in &pods {
-        lab.ok(&["exec", "-n", "dev", pod, "--", "sh", "-c", &format!("echo {pod} > /usr/share/nginx/html/index.html")]);
+        lab.ok(&[
+            "exec",
+            "-n",
+            "dev",
+            pod,
+            "--",
+            "sh",
+            "-c",
+            &format!("echo {pod} > /usr/share/nginx/html/index.html"),
+        ]);
     }
     // Logs work.
     let logs = lab.kubectl(&["logs", "-n", "dev", &pods[0].0]);
@@ -646,15 +771,37 @@ fn seed_001_cluster_pods_and_networking() {
 
     // A pod reaches a pod on another node.
     let (src, _, src_node) = &pods[0];
-    let (dst, dst_ip, _) = pods.iter().find(|p| &p.2 != src_node).expect("pods on two nodes");
-    let got = lab.ok(&["exec", "-n", "dev", src, "--", "curl", "-s", "--max-time", "5", &format!("http://{dst_ip}")]);
+    let (dst, dst_ip, _) = pods
+        .iter()
+        .find(|p| &p.2 != src_node)
+        .expect("pods on two nodes");
+    let got = lab.ok(&[
+        "exec",
+        "-n",
+        "dev",
+        src,
+        "--",
+        "curl",
+        "-s",
+        "--max-time",
+        "5",
+        &format!("http://{dst_ip}"),
+    ]);
     assert_eq!(got.trim(), dst);
 
     // kubectl run --rm -it curl-pod prints the pod's name.
     let (target, target_ip, _) = &pods[1];
     let out = lab.kubectl(&[
-        "run", "curl-pod", "--rm", "-it", "--restart=Never", "--image=curlimages/curl:latest",
-        "--", "curl", "-s", &format!("http://{target_ip}"),
+        "run",
+        "curl-pod",
+        "--rm",
+        "-it",
+        "--restart=Never",
+        "--image=curlimages/curl:latest",
+        "--",
+        "curl",
+        "-s",
+        &format!("http://{target_ip}"),
     ]);
     assert!(out.status.success(), "{}\n{}", stderr(&out), stdout(&out));
     assert!(stdout(&out).contains(target.as_str()), "{}", stdout(&out));
@@ -663,7 +810,11 @@ fn seed_001_cluster_pods_and_networking() {
     let link_id = state["link_id"].as_str().unwrap();
     for (_, ip, _) in &pods {
         let out = sh(&["ip", "route", "get", ip]);
-        assert!(!stdout(&out).contains(link_id), "host would route {ip} over the lab: {}", stdout(&out));
+        assert!(
+            !stdout(&out).contains(link_id),
+            "host would route {ip} over the lab: {}",
+            stdout(&out)
+        );
     }
     for (_, ip, _) in &n {
         assert!(reachable(ip, 10250));
@@ -674,6 +825,9 @@ fn seed_001_cluster_pods_and_networking() {
     let out = lab.delete();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_gone(&lab, &state);
-    let leftover_pods: Vec<String> = netns_list().into_iter().filter(|ns| ns.starts_with(link_id)).collect();
+    let leftover_pods: Vec<String> = netns_list()
+        .into_iter()
+        .filter(|ns| ns.starts_with(link_id))
+        .collect();
     assert!(leftover_pods.is_empty(), "{leftover_pods:?}");
 }

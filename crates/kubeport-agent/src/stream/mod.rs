@@ -1,7 +1,7 @@
 //! The agent's log/exec/attach server (kubelet's port 10250), plain HTTP/1.1.
 //!
 //! The API server forwards kubectl's `pods/log`, `pods/exec` and `pods/attach` requests
-//! here, rewriting only the path (see [`params`] for the paths), and splices the connection
+//! here, rewriting only the path (kubelet's paths, see `params.rs`), and splices the connection
 //! after a `101 Switching Protocols` (see [`proxy::splice_upgrade`]). So this server speaks
 //! kubectl's protocols end to end:
 //! - logs: `text/plain`, chunked and flushed as produced when following;

@@ -40,7 +40,8 @@ const HOP_BY_HOP: [&str; 7] = [
 /// the target. A `101 Switching Protocols` answer is passed back and, once both sides have
 /// switched, bytes are copied both ways until either side closes. Any other answer is
 /// streamed back as it arrives. Failing to reach the target gives a 503 Status, as
-/// kube-apiserver reports an unreachable kubelet.
+/// kube-apiserver reports an unreachable kubelet. The connection `req` came in on must be
+/// served with upgrades enabled (hyper's `with_upgrades()`; axum does this itself).
 pub async fn splice_upgrade<B>(
     mut req: Request<B>,
     target: SocketAddr,

@@ -68,7 +68,9 @@ pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> anyhow::Resu
                 if let Ok(n) = s.parse::<i32>() {
                     return Ok(n);
                 }
-                anyhow::bail!("invalid value for IntOrString: invalid type: string is not a percentage");
+                anyhow::bail!(
+                    "invalid value for IntOrString: invalid type: string is not a percentage"
+                );
             };
             let p: f64 = p
                 .parse::<i32>()
@@ -142,15 +144,25 @@ pub fn rs_status_replicas(rs: &ReplicaSet) -> i32 {
 }
 
 pub fn rs_available(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
 }
 
 pub fn rs_ready(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
 }
 
 fn annotation<'a>(rs: &'a ReplicaSet, key: &str) -> Option<&'a str> {
-    rs.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    rs.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }
 
 fn int_annotation(rs: &ReplicaSet, key: &str) -> Option<i32> {
@@ -186,11 +198,17 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
 }
 
 pub fn template(d: &Deployment) -> PodTemplateSpec {
-    d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default()
+    d.spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default()
 }
 
 fn rs_template(rs: &ReplicaSet) -> PodTemplateSpec {
-    rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default()
+    rs.spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .unwrap_or_default()
 }
 
 /// Index of the ReplicaSet whose template is the Deployment's (oldest first on ties).
@@ -198,19 +216,26 @@ pub fn find_new_rs(d: &Deployment, rss: &[ReplicaSet]) -> Option<usize> {
     let t = template(d);
     let mut idx: Vec<usize> = (0..rss.len()).collect();
     idx.sort_by(|a, b| by_creation(&rss[*a], &rss[*b]));
-    idx.into_iter().find(|i| equal_ignore_hash(&rs_template(&rss[*i]), &t))
+    idx.into_iter()
+        .find(|i| equal_ignore_hash(&rs_template(&rss[*i]), &t))
 }
 
 /// Older first, then by name.
 pub fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
     let ta = a.metadata.creation_timestamp.as_ref().map(|t| t.0);
     let tb = b.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    ta.cmp(&tb).then_with(|| a.metadata.name.cmp(&b.metadata.name))
+    ta.cmp(&tb)
+        .then_with(|| a.metadata.name.cmp(&b.metadata.name))
 }
 
 /// Copies the Deployment's annotations (except bookkeeping ones) and sets the revision;
 /// new sets also get desired/max replicas. Returns whether anything changed.
-pub fn set_new_rs_annotations(d: &Deployment, rs: &mut ReplicaSet, new_revision: &str, exists: bool) -> bool {
+pub fn set_new_rs_annotations(
+    d: &Deployment,
+    rs: &mut ReplicaSet,
+    new_revision: &str,
+    exists: bool,
+) -> bool {
     let skip = [
         LAST_APPLIED,
         ANNOTATION_REVISION,
@@ -239,7 +264,10 @@ pub fn set_new_rs_annotations(d: &Deployment, rs: &mut ReplicaSet, new_revision:
         revision_changed = true;
     }
     if let (Some(old), true) = (old, revision_changed) {
-        let history = ann.get(ANNOTATION_REVISION_HISTORY).cloned().unwrap_or_default();
+        let history = ann
+            .get(ANNOTATION_REVISION_HISTORY)
+            .cloned()
+            .unwrap_or_default();
         let value = if history.is_empty() {
             old
         } else {
@@ -257,7 +285,10 @@ pub fn set_new_rs_annotations(d: &Deployment, rs: &mut ReplicaSet, new_revision:
 pub fn set_replicas_annotations(rs: &mut ReplicaSet, desired: i32, max: i32) -> bool {
     let ann = rs.metadata.annotations.get_or_insert_with(Default::default);
     let mut changed = false;
-    for (k, v) in [(ANNOTATION_DESIRED_REPLICAS, desired), (ANNOTATION_MAX_REPLICAS, max)] {
+    for (k, v) in [
+        (ANNOTATION_DESIRED_REPLICAS, desired),
+        (ANNOTATION_MAX_REPLICAS, max),
+    ] {
         if ann.get(k).map(String::as_str) != Some(v.to_string().as_str()) {
             ann.insert(k.into(), v.to_string());
             changed = true;
@@ -300,7 +331,12 @@ pub fn new_rs_new_replicas(d: &Deployment, all: &[&ReplicaSet], new_rs: &Replica
 
 /// How many old replicas may go now, and the unhealthy-first then oldest-first plan:
 /// returns (new replica count per old set index). `olds` are indexes into `all`.
-pub fn old_scale_down_plan(d: &Deployment, all: &[ReplicaSet], new_idx: Option<usize>, olds: &[usize]) -> Vec<(usize, i32)> {
+pub fn old_scale_down_plan(
+    d: &Deployment,
+    all: &[ReplicaSet],
+    new_idx: Option<usize>,
+    olds: &[usize],
+) -> Vec<(usize, i32)> {
     let old_count: i32 = olds.iter().map(|i| rs_replicas(&all[*i])).sum();
     if old_count == 0 {
         return Vec::new();
@@ -356,14 +392,22 @@ pub fn old_scale_down_plan(d: &Deployment, all: &[ReplicaSet], new_idx: Option<u
 }
 
 /// The only set with replicas, or the newest when none has any (None: several active).
-pub fn find_active_or_latest(all: &[ReplicaSet], new_idx: Option<usize>, olds: &[usize]) -> Option<usize> {
+pub fn find_active_or_latest(
+    all: &[ReplicaSet],
+    new_idx: Option<usize>,
+    olds: &[usize],
+) -> Option<usize> {
     let active: Vec<usize> = new_idx
         .into_iter()
         .chain(olds.iter().copied())
         .filter(|i| rs_replicas(&all[*i]) > 0)
         .collect();
     match active.len() {
-        0 => new_idx.or_else(|| olds.iter().copied().max_by(|a, b| by_creation(&all[*a], &all[*b]))),
+        0 => new_idx.or_else(|| {
+            olds.iter()
+                .copied()
+                .max_by(|a, b| by_creation(&all[*a], &all[*b]))
+        }),
         1 => Some(active[0]),
         _ => None,
     }
@@ -383,7 +427,8 @@ pub fn proportion(rs: &ReplicaSet, d: &Deployment, to_add: i32, added: i32) -> i
         if annotated == 0 {
             0
         } else {
-            let size = f64::from(rs_replicas(rs)) * f64::from(deployment_replicas) / f64::from(annotated);
+            let size =
+                f64::from(rs_replicas(rs)) * f64::from(deployment_replicas) / f64::from(annotated);
             size.round() as i32 - rs_replicas(rs)
         }
     };
@@ -398,7 +443,11 @@ pub fn proportion(rs: &ReplicaSet, d: &Deployment, to_add: i32, added: i32) -> i
 /// Target sizes when a rolling Deployment is scaled mid-rollout: extra (or fewer)
 /// replicas spread over the active sets in proportion to their size, leftovers to the
 /// largest. Returns (index, new size, "up"|"down").
-pub fn proportional_plan(d: &Deployment, all: &[ReplicaSet], active: &[usize]) -> Vec<(usize, i32, &'static str)> {
+pub fn proportional_plan(
+    d: &Deployment,
+    all: &[ReplicaSet],
+    active: &[usize],
+) -> Vec<(usize, i32, &'static str)> {
     let total: i32 = active.iter().map(|i| rs_replicas(&all[*i])).sum();
     let allowed = if replicas(d) > 0 {
         replicas(d) + max_surge(d)
@@ -448,11 +497,24 @@ pub fn proportional_plan(d: &Deployment, all: &[ReplicaSet], active: &[usize]) -
     sizes.into_iter().map(|(i, s)| (i, s, op)).collect()
 }
 
-pub fn get_condition<'a>(status: &'a DeploymentStatus, type_: &str) -> Option<&'a DeploymentCondition> {
-    status.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
+pub fn get_condition<'a>(
+    status: &'a DeploymentStatus,
+    type_: &str,
+) -> Option<&'a DeploymentCondition> {
+    status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
-pub fn new_condition(type_: &str, status: &str, reason: &str, message: String, now: Timestamp) -> DeploymentCondition {
+pub fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: Timestamp,
+) -> DeploymentCondition {
     DeploymentCondition {
         type_: type_.into(),
         status: status.into(),
@@ -493,7 +555,12 @@ fn nonzero(v: i32) -> Option<i32> {
 
 /// Status counters from the sets, conditions carried over, Available recomputed (kube's
 /// calculateStatus). Zero counters are omitted, as the API omits them.
-pub fn calculate_status(all: &[&ReplicaSet], new_rs: Option<&ReplicaSet>, d: &Deployment, now: Timestamp) -> DeploymentStatus {
+pub fn calculate_status(
+    all: &[&ReplicaSet],
+    new_rs: Option<&ReplicaSet>,
+    d: &Deployment,
+    now: Timestamp,
+) -> DeploymentStatus {
     let available: i32 = all.iter().map(|r| rs_available(r)).sum();
     let total_spec: i32 = all.iter().map(|r| rs_replicas(r)).sum();
     let old = d.status.clone().unwrap_or_default();
@@ -511,7 +578,13 @@ pub fn calculate_status(all: &[&ReplicaSet], new_rs: Option<&ReplicaSet>, d: &De
     if available >= replicas(d) - max_unavailable(d) {
         set_condition(
             &mut status,
-            new_condition("Available", "True", REASON_MIN_AVAILABLE, "Deployment has minimum availability.".into(), now),
+            new_condition(
+                "Available",
+                "True",
+                REASON_MIN_AVAILABLE,
+                "Deployment has minimum availability.".into(),
+                now,
+            ),
         );
     } else {
         set_condition(
@@ -572,12 +645,21 @@ pub fn deployment_timed_out(d: &Deployment, st: &DeploymentStatus, now: Timestam
 
 /// The rollout status with the Progressing condition updated (kube's syncRolloutStatus,
 /// minus ReplicaFailure which the caller merges).
-pub fn rollout_status(all: &[&ReplicaSet], new_rs: Option<&ReplicaSet>, d: &Deployment, now: Timestamp) -> DeploymentStatus {
+pub fn rollout_status(
+    all: &[&ReplicaSet],
+    new_rs: Option<&ReplicaSet>,
+    d: &Deployment,
+    now: Timestamp,
+) -> DeploymentStatus {
     let mut st = calculate_status(all, new_rs, d, now);
     if progress_deadline(d).is_none() {
         remove_condition(&mut st, "Progressing");
     }
-    let cur = d.status.as_ref().and_then(|s| get_condition(s, "Progressing")).cloned();
+    let cur = d
+        .status
+        .as_ref()
+        .and_then(|s| get_condition(s, "Progressing"))
+        .cloned();
     let complete_before = st.replicas == st.updated_replicas
         && cur.as_ref().and_then(|c| c.reason.as_deref()) == Some(REASON_NEW_RS_AVAILABLE);
     if progress_deadline(d).is_some() && !complete_before {
@@ -588,7 +670,10 @@ pub fn rollout_status(all: &[&ReplicaSet], new_rs: Option<&ReplicaSet>, d: &Depl
                 Some(n) => format!("ReplicaSet \"{n}\" has successfully progressed."),
                 None => format!("Deployment \"{dname}\" has successfully progressed."),
             };
-            set_condition(&mut st, new_condition("Progressing", "True", REASON_NEW_RS_AVAILABLE, msg, now));
+            set_condition(
+                &mut st,
+                new_condition("Progressing", "True", REASON_NEW_RS_AVAILABLE, msg, now),
+            );
         } else if deployment_progressing(d, &st) {
             let msg = match &rs_name {
                 Some(n) => format!("ReplicaSet \"{n}\" is progressing."),
@@ -607,16 +692,26 @@ pub fn rollout_status(all: &[&ReplicaSet], new_rs: Option<&ReplicaSet>, d: &Depl
                 Some(n) => format!("ReplicaSet \"{n}\" has timed out progressing."),
                 None => format!("Deployment \"{dname}\" has timed out progressing."),
             };
-            set_condition(&mut st, new_condition("Progressing", "False", REASON_TIMED_OUT, msg, now));
+            set_condition(
+                &mut st,
+                new_condition("Progressing", "False", REASON_TIMED_OUT, msg, now),
+            );
         }
     }
     st
 }
 
 /// When to look again for a progress timeout (kube's requeueStuckDeployment).
-pub fn requeue_after(d: &Deployment, st: &DeploymentStatus, now: Timestamp) -> Option<std::time::Duration> {
+pub fn requeue_after(
+    d: &Deployment,
+    st: &DeploymentStatus,
+    now: Timestamp,
+) -> Option<std::time::Duration> {
     let deadline = progress_deadline(d)?;
-    let cur = d.status.as_ref().and_then(|s| get_condition(s, "Progressing"))?;
+    let cur = d
+        .status
+        .as_ref()
+        .and_then(|s| get_condition(s, "Progressing"))?;
     if deployment_complete(d, st) || cur.reason.as_deref() == Some(REASON_TIMED_OUT) {
         return None;
     }
@@ -628,7 +723,10 @@ pub fn requeue_after(d: &Deployment, st: &DeploymentStatus, now: Timestamp) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStrategy, ReplicaSetSpec, ReplicaSetStatus, RollingUpdateDeployment};
+    use k8s_openapi::api::apps::v1::{
+        DeploymentSpec, DeploymentStrategy, ReplicaSetSpec, ReplicaSetStatus,
+        RollingUpdateDeployment,
+    };
     use k8s_openapi::api::core::v1::{Container, PodSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -647,7 +745,6 @@ mod tests {
                     rolling_update: Some(RollingUpdateDeployment {
                         max_surge: Some(IntOrString::String(surge.into())),
                         max_unavailable: Some(IntOrString::String(unavailable.into())),
-                        ..Default::default()
                     }),
                 }),
                 template: tmpl("nginx:1.26"),
@@ -710,10 +807,34 @@ mod tests {
 
     #[test]
     fn percentages_round_surge_up_and_unavailable_down() {
-        assert_eq!(resolve_fenceposts(Some(&IntOrString::String("25%".into())), Some(&IntOrString::String("25%".into())), 3).unwrap(), (1, 0));
-        assert_eq!(resolve_fenceposts(Some(&IntOrString::String("25%".into())), Some(&IntOrString::String("25%".into())), 10).unwrap(), (3, 2));
+        assert_eq!(
+            resolve_fenceposts(
+                Some(&IntOrString::String("25%".into())),
+                Some(&IntOrString::String("25%".into())),
+                3
+            )
+            .unwrap(),
+            (1, 0)
+        );
+        assert_eq!(
+            resolve_fenceposts(
+                Some(&IntOrString::String("25%".into())),
+                Some(&IntOrString::String("25%".into())),
+                10
+            )
+            .unwrap(),
+            (3, 2)
+        );
         // Both zero: one may be unavailable.
-        assert_eq!(resolve_fenceposts(Some(&IntOrString::Int(0)), Some(&IntOrString::String("1%".into())), 2).unwrap(), (0, 1));
+        assert_eq!(
+            resolve_fenceposts(
+                Some(&IntOrString::Int(0)),
+                Some(&IntOrString::String("1%".into())),
+                2
+            )
+            .unwrap(),
+            (0, 1)
+        );
         assert_eq!(resolve_fenceposts(None, None, 4).unwrap(), (1, 1));
         assert!(scaled_value(&IntOrString::String("x%".into()), 3, true).is_err());
     }
@@ -744,7 +865,10 @@ mod tests {
         for r in [&mut a, &mut b] {
             set_replicas_annotations(r, 10, 13);
         }
-        d.status = Some(DeploymentStatus { replicas: Some(13), ..Default::default() });
+        d.status = Some(DeploymentStatus {
+            replicas: Some(13),
+            ..Default::default()
+        });
         let plan = proportional_plan(&d, &[a, b], &[0, 1]);
         // allowed 23, total 13: +10 split 8:5 -> a 8*23/13=14 (+6), b 5*23/13=9 (+4).
         assert_eq!(plan, vec![(0, 14, "up"), (1, 9, "up")]);
@@ -762,17 +886,29 @@ mod tests {
         assert_eq!(st.unavailable_replicas, None);
         assert_eq!(st.observed_generation, Some(2));
         let avail = get_condition(&st, "Available").unwrap();
-        assert_eq!((avail.status.as_str(), avail.reason.as_deref()), ("True", Some("MinimumReplicasAvailable")));
-        assert_eq!(avail.message.as_deref(), Some("Deployment has minimum availability."));
+        assert_eq!(
+            (avail.status.as_str(), avail.reason.as_deref()),
+            ("True", Some("MinimumReplicasAvailable"))
+        );
+        assert_eq!(
+            avail.message.as_deref(),
+            Some("Deployment has minimum availability.")
+        );
         let prog = get_condition(&st, "Progressing").unwrap();
         assert_eq!(prog.reason.as_deref(), Some("NewReplicaSetAvailable"));
-        assert_eq!(prog.message.as_deref(), Some("ReplicaSet \"web-abc\" has successfully progressed."));
+        assert_eq!(
+            prog.message.as_deref(),
+            Some("ReplicaSet \"web-abc\" has successfully progressed.")
+        );
 
         let mid = rs("web-abc", 2, 3, 1);
         let st = rollout_status(&[&mid], Some(&mid), &d, now);
         assert_eq!(st.unavailable_replicas, Some(2));
         let p = get_condition(&st, "Progressing").unwrap();
-        assert_eq!(p.message.as_deref(), Some("ReplicaSet \"web-abc\" is progressing."));
+        assert_eq!(
+            p.message.as_deref(),
+            Some("ReplicaSet \"web-abc\" is progressing.")
+        );
         let a = get_condition(&st, "Available").unwrap();
         assert_eq!(a.reason.as_deref(), Some("MinimumReplicasUnavailable"));
     }
@@ -782,7 +918,13 @@ mod tests {
         let d = deploy(3, "25%", "25%");
         let mut same = rs("web-x", 5, 1, 1);
         let mut t = template(&d);
-        t.metadata.as_mut().unwrap().labels.as_mut().unwrap().insert(LABEL_POD_TEMPLATE_HASH.into(), "abc".into());
+        t.metadata
+            .as_mut()
+            .unwrap()
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(LABEL_POD_TEMPLATE_HASH.into(), "abc".into());
         same.spec.as_mut().unwrap().template = Some(t);
         let other = rs("web-y", 1, 1, 1);
         assert_eq!(find_new_rs(&d, &[other, same]), Some(1));
@@ -791,7 +933,13 @@ mod tests {
     #[test]
     fn revision_annotations() {
         let mut d = deploy(3, "25%", "25%");
-        d.metadata.annotations = Some([("team".to_string(), "a".to_string()), (LAST_APPLIED.to_string(), "{}".to_string())].into());
+        d.metadata.annotations = Some(
+            [
+                ("team".to_string(), "a".to_string()),
+                (LAST_APPLIED.to_string(), "{}".to_string()),
+            ]
+            .into(),
+        );
         let mut r = rs("web-a", 1, 0, 0);
         assert!(set_new_rs_annotations(&d, &mut r, "1", false));
         let ann = r.metadata.annotations.clone().unwrap();
@@ -803,6 +951,9 @@ mod tests {
         assert!(!set_new_rs_annotations(&d, &mut r, "1", true));
         // Rolling back to it records the old revision in the history.
         assert!(set_new_rs_annotations(&d, &mut r, "3", true));
-        assert_eq!(r.metadata.annotations.unwrap()[ANNOTATION_REVISION_HISTORY], "1");
+        assert_eq!(
+            r.metadata.annotations.unwrap()[ANNOTATION_REVISION_HISTORY],
+            "1"
+        );
     }
 }

@@ -9,7 +9,9 @@ use crate::labels;
 use crate::metrics::ControllerMetrics;
 use crate::podutil;
 use crate::queue::WorkQueue;
-use crate::shared::{is_conflict, is_not_found, run_workers, ReconcileResult, Shared, IDX_CONTROLLER, IDX_NAMESPACE};
+use crate::shared::{
+    is_conflict, is_not_found, run_workers, ReconcileResult, Shared, IDX_CONTROLLER, IDX_NAMESPACE,
+};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -77,8 +79,14 @@ impl DeploymentController {
                 if podutil::controller_of(&rs.metadata).is_none() {
                     let ns = rs.metadata.namespace.clone().unwrap_or_default();
                     for d in me.shared.deployments.by_index(IDX_NAMESPACE, &ns) {
-                        let sel = &d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
-                        if !labels::selector_is_empty(sel) && labels::selector_matches(sel, rs.labels()) {
+                        let sel = &d
+                            .spec
+                            .as_ref()
+                            .map(|s| s.selector.clone())
+                            .unwrap_or_default();
+                        if !labels::selector_is_empty(sel)
+                            && labels::selector_matches(sel, rs.labels())
+                        {
                             me.queue.add(key_of(d.as_ref()));
                         }
                     }
@@ -88,12 +96,23 @@ impl DeploymentController {
         let me = Arc::downgrade(self);
         self.shared.pods.on_change(move |old, new| {
             // Recreate waits for old pods to be gone: a pod deletion may unblock it.
-            let (Some(me), Some(p), None) = (me.upgrade(), old, new) else { return };
+            let (Some(me), Some(p), None) = (me.upgrade(), old, new) else {
+                return;
+            };
             let ns = p.metadata.namespace.clone().unwrap_or_default();
-            let Some(r) = podutil::controller_of(&p.metadata) else { return };
-            let Some(rs) = me.shared.replica_sets.get(&key(Some(&ns), &r.name)) else { return };
+            let Some(r) = podutil::controller_of(&p.metadata) else {
+                return;
+            };
+            let Some(rs) = me.shared.replica_sets.get(&key(Some(&ns), &r.name)) else {
+                return;
+            };
             if let Some(k) = me.owner_key(&ns, &rs.metadata) {
-                if me.shared.deployments.get(&k).is_some_and(|d| !is_rolling(&d)) {
+                if me
+                    .shared
+                    .deployments
+                    .get(&k)
+                    .is_some_and(|d| !is_rolling(&d))
+                {
                     me.queue.add(k);
                 }
             }
@@ -102,10 +121,16 @@ impl DeploymentController {
 
     pub fn run(self: &Arc<Self>, workers: usize) -> Vec<tokio::task::JoinHandle<()>> {
         let me = self.clone();
-        run_workers(NAME, self.queue.clone(), workers, self.metrics.clone(), move |key| {
-            let me = me.clone();
-            async move { me.sync(&key).await }
-        })
+        run_workers(
+            NAME,
+            self.queue.clone(),
+            workers,
+            self.metrics.clone(),
+            move |key| {
+                let me = me.clone();
+                async move { me.sync(&key).await }
+            },
+        )
     }
 
     async fn sync(&self, key: &str) -> ReconcileResult {
@@ -113,14 +138,22 @@ impl DeploymentController {
             return Ok(None);
         };
         let mut d = (*cached).clone();
-        let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+        let selector = d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
         if labels::selector_is_empty(&selector) {
             self.recorder.warning(
                 &d,
                 "SelectingAll",
                 "This deployment is selecting all pods. A non-empty selector is required.".into(),
             );
-            let observed = d.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0);
+            let observed = d
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_generation)
+                .unwrap_or(0);
             if observed < d.metadata.generation.unwrap_or(0) {
                 let mut st = d.status.clone().unwrap_or_default();
                 st.observed_generation = d.metadata.generation;
@@ -151,7 +184,11 @@ impl DeploymentController {
     async fn claim_replica_sets(&self, d: &Deployment) -> anyhow::Result<Vec<ReplicaSet>> {
         let ns = d.metadata.namespace.clone().unwrap_or_default();
         let uid = d.metadata.uid.clone().unwrap_or_default();
-        let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+        let selector = d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
         let api: Api<ReplicaSet> = Api::namespaced(self.shared.client.clone(), &ns);
         let mut out = Vec::new();
         let mut can_adopt: Option<bool> = None;
@@ -162,13 +199,27 @@ impl DeploymentController {
                     if matches {
                         out.push((*rs).clone());
                     } else if d.metadata.deletion_timestamp.is_none() {
-                        let refs: Vec<_> = rs.metadata.owner_references.iter().flatten().filter(|o| o.uid != uid).cloned().collect();
+                        let refs: Vec<_> = rs
+                            .metadata
+                            .owner_references
+                            .iter()
+                            .flatten()
+                            .filter(|o| o.uid != uid)
+                            .cloned()
+                            .collect();
                         let patch = json!({"metadata": {
                             "ownerReferences": if refs.is_empty() { serde_json::Value::Null } else { json!(refs) },
                             "resourceVersion": rs.metadata.resource_version,
                         }});
                         self.metrics.write();
-                        match api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+                        match api
+                            .patch(
+                                &rs.name_any(),
+                                &PatchParams::default(),
+                                &Patch::Merge(&patch),
+                            )
+                            .await
+                        {
                             Ok(_) => {}
                             Err(e) if is_not_found(&e) => {}
                             Err(e) => return Err(e.into()),
@@ -182,17 +233,30 @@ impl DeploymentController {
                             .get_opt(&d.name_any())
                             .await?;
                         can_adopt = Some(fresh.is_some_and(|f| {
-                            f.metadata.uid.as_deref() == Some(uid.as_str()) && f.metadata.deletion_timestamp.is_none()
+                            f.metadata.uid.as_deref() == Some(uid.as_str())
+                                && f.metadata.deletion_timestamp.is_none()
                         }));
                     }
                     if can_adopt != Some(true) {
                         continue;
                     }
                     let mut refs = rs.metadata.owner_references.clone().unwrap_or_default();
-                    refs.push(podutil::controller_ref("apps/v1", "Deployment", &d.name_any(), &uid));
+                    refs.push(podutil::controller_ref(
+                        "apps/v1",
+                        "Deployment",
+                        &d.name_any(),
+                        &uid,
+                    ));
                     let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": rs.metadata.resource_version}});
                     self.metrics.write();
-                    match api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    match api
+                        .patch(
+                            &rs.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
+                        .await
+                    {
                         Ok(adopted) => out.push(adopted),
                         Err(e) if is_not_found(&e) => {}
                         Err(e) => return Err(e.into()),
@@ -206,12 +270,18 @@ impl DeploymentController {
     }
 
     /// Writes the Deployment's status (and keeps `d` current).
-    async fn write_status(&self, d: &mut Deployment, status: DeploymentStatus) -> anyhow::Result<()> {
+    async fn write_status(
+        &self,
+        d: &mut Deployment,
+        status: DeploymentStatus,
+    ) -> anyhow::Result<()> {
         let ns = d.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Deployment> = Api::namespaced(self.shared.client.clone(), &ns);
         d.status = Some(status);
         self.metrics.write();
-        *d = api.replace_status(&d.name_any(), &PostParams::default(), d).await?;
+        *d = api
+            .replace_status(&d.name_any(), &PostParams::default(), d)
+            .await?;
         Ok(())
     }
 
@@ -224,7 +294,13 @@ impl DeploymentController {
             "resourceVersion": d.metadata.resource_version,
         }});
         self.metrics.write();
-        let updated = api.patch(&d.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        let updated = api
+            .patch(
+                &d.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
         // Keep the status we are working on; take the new metadata.
         d.metadata = updated.metadata;
         Ok(())
@@ -234,11 +310,18 @@ impl DeploymentController {
         let ns = rs.metadata.namespace.clone().unwrap_or_default();
         let api: Api<ReplicaSet> = Api::namespaced(self.shared.client.clone(), &ns);
         self.metrics.write();
-        Ok(api.replace(&rs.name_any(), &PostParams::default(), rs).await?)
+        Ok(api
+            .replace(&rs.name_any(), &PostParams::default(), rs)
+            .await?)
     }
 
     /// Finds (or creates) the new set and syncs revisions (kube's getAllReplicaSetsAndSyncRevision).
-    async fn sync_revision(&self, d: &mut Deployment, rss: &mut Vec<ReplicaSet>, create: bool) -> anyhow::Result<Option<usize>> {
+    async fn sync_revision(
+        &self,
+        d: &mut Deployment,
+        rss: &mut Vec<ReplicaSet>,
+        create: bool,
+    ) -> anyhow::Result<Option<usize>> {
         let new_idx = find_new_rs(d, rss);
         let old_idx = olds(rss, new_idx);
         let max_old = max_revision(old_idx.iter().map(|i| &rss[*i]));
@@ -250,7 +333,9 @@ impl DeploymentController {
             let min_ready = d.spec.as_ref().and_then(|s| s.min_ready_seconds);
             let rs_min_ready = copy.spec.as_ref().and_then(|s| s.min_ready_seconds);
             if ann_changed || min_ready.unwrap_or(0) != rs_min_ready.unwrap_or(0) {
-                copy.spec.get_or_insert_with(Default::default).min_ready_seconds = min_ready;
+                copy.spec
+                    .get_or_insert_with(Default::default)
+                    .min_ready_seconds = min_ready;
                 rss[i] = self.update_rs(&copy).await?;
                 return Ok(Some(i));
             }
@@ -261,13 +346,21 @@ impl DeploymentController {
                 .and_then(|a| a.get(ANNOTATION_REVISION))
                 .cloned()
                 .unwrap_or_default();
-            if d.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_REVISION)) != Some(&rev) {
+            if d.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_REVISION))
+                != Some(&rev)
+            {
                 self.write_revision(d, &rev).await?;
             }
             let mut st = d.status.clone().unwrap_or_default();
             if progress_deadline(d).is_some() && get_condition(&st, "Progressing").is_none() {
                 let msg = format!("Found new replica set \"{}\"", copy.name_any());
-                set_condition(&mut st, new_condition("Progressing", "True", REASON_FOUND_NEW_RS, msg, now));
+                set_condition(
+                    &mut st,
+                    new_condition("Progressing", "True", REASON_FOUND_NEW_RS, msg, now),
+                );
                 self.write_status(d, st).await?;
             }
             return Ok(Some(i));
@@ -283,7 +376,11 @@ impl DeploymentController {
             .labels
             .get_or_insert_with(Default::default)
             .insert(LABEL_POD_TEMPLATE_HASH.into(), hash.clone());
-        let mut selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+        let mut selector = d
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
         selector
             .match_labels
             .get_or_insert_with(Default::default)
@@ -327,14 +424,21 @@ impl DeploymentController {
                 let existing = api.get(&new_rs.name_any()).await?;
                 let ours = podutil::controller_of(&existing.metadata)
                     .is_some_and(|r| Some(&r.uid) == d.metadata.uid.as_ref());
-                let existing_template = existing.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+                let existing_template = existing
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.clone())
+                    .unwrap_or_default();
                 if ours && equal_ignore_hash(&template(d), &existing_template) {
                     (existing, true)
                 } else {
                     let mut st = d.status.clone().unwrap_or_default();
                     st.collision_count = Some(st.collision_count.unwrap_or(0) + 1);
                     self.write_status(d, st).await?;
-                    anyhow::bail!("hash collision for ReplicaSet {:?}; retrying with collisionCount", new_rs.name_any());
+                    anyhow::bail!(
+                        "hash collision for ReplicaSet {:?}; retrying with collisionCount",
+                        new_rs.name_any()
+                    );
                 }
             }
             Err(e) => {
@@ -345,7 +449,16 @@ impl DeploymentController {
                 );
                 if progress_deadline(d).is_some() {
                     let mut st = d.status.clone().unwrap_or_default();
-                    set_condition(&mut st, new_condition("Progressing", "False", REASON_FAILED_RS_CREATE, msg.clone(), now));
+                    set_condition(
+                        &mut st,
+                        new_condition(
+                            "Progressing",
+                            "False",
+                            REASON_FAILED_RS_CREATE,
+                            msg.clone(),
+                            now,
+                        ),
+                    );
                     let _ = self.write_status(d, st).await;
                 }
                 self.recorder.warning(d, REASON_FAILED_RS_CREATE, msg);
@@ -359,13 +472,21 @@ impl DeploymentController {
                 format!("Scaled up replica set {} to {count}", created.name_any()),
             );
         }
-        if d.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_REVISION)) != Some(&new_revision) {
+        if d.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_REVISION))
+            != Some(&new_revision)
+        {
             self.write_revision(d, &new_revision).await?;
         }
         if !already && progress_deadline(d).is_some() {
             let mut st = d.status.clone().unwrap_or_default();
             let msg = format!("Created new replica set \"{}\"", created.name_any());
-            set_condition(&mut st, new_condition("Progressing", "True", REASON_NEW_RS_CREATED, msg, now));
+            set_condition(
+                &mut st,
+                new_condition("Progressing", "True", REASON_NEW_RS_CREATED, msg, now),
+            );
             self.write_status(d, st).await?;
         }
         rss.push(created);
@@ -373,7 +494,14 @@ impl DeploymentController {
     }
 
     /// Scales a set, updating its replica annotations; records `ScalingReplicaSet`.
-    async fn scale_rs(&self, d: &Deployment, rss: &mut [ReplicaSet], i: usize, to: i32, op: &str) -> anyhow::Result<bool> {
+    async fn scale_rs(
+        &self,
+        d: &Deployment,
+        rss: &mut [ReplicaSet],
+        i: usize,
+        to: i32,
+        op: &str,
+    ) -> anyhow::Result<bool> {
         let size_change = rs_replicas(&rss[i]) != to;
         let (want, max) = (replicas(d), replicas(d) + max_surge(d));
         if !size_change && !replicas_annotations_need_update(&rss[i], want, max) {
@@ -388,21 +516,35 @@ impl DeploymentController {
             self.recorder.normal(
                 d,
                 "ScalingReplicaSet",
-                format!("Scaled {op} replica set {} to {to} from {from}", copy.name_any()),
+                format!(
+                    "Scaled {op} replica set {} to {to} from {from}",
+                    copy.name_any()
+                ),
             );
         }
         Ok(size_change)
     }
 
-    async fn scale_and_record(&self, d: &Deployment, rss: &mut [ReplicaSet], i: usize, to: i32) -> anyhow::Result<bool> {
+    async fn scale_and_record(
+        &self,
+        d: &Deployment,
+        rss: &mut [ReplicaSet],
+        i: usize,
+        to: i32,
+    ) -> anyhow::Result<bool> {
         let from = rs_replicas(&rss[i]);
         if from == to {
             return Ok(false);
         }
-        self.scale_rs(d, rss, i, to, if from < to { "up" } else { "down" }).await
+        self.scale_rs(d, rss, i, to, if from < to { "up" } else { "down" })
+            .await
     }
 
-    async fn is_scaling_event(&self, d: &mut Deployment, rss: &mut Vec<ReplicaSet>) -> anyhow::Result<bool> {
+    async fn is_scaling_event(
+        &self,
+        d: &mut Deployment,
+        rss: &mut Vec<ReplicaSet>,
+    ) -> anyhow::Result<bool> {
         let new_idx = self.sync_revision(d, rss, false).await?;
         let want = replicas(d);
         Ok(new_idx
@@ -413,7 +555,12 @@ impl DeploymentController {
     }
 
     /// Scaling and pausing (kube's sync): proportional scaling, no rollout progress.
-    async fn sync_scale(&self, d: &mut Deployment, rss: &mut Vec<ReplicaSet>, paused: bool) -> ReconcileResult {
+    async fn sync_scale(
+        &self,
+        d: &mut Deployment,
+        rss: &mut Vec<ReplicaSet>,
+        paused: bool,
+    ) -> ReconcileResult {
         let new_idx = self.sync_revision(d, rss, false).await?;
         let old_idx = olds(rss, new_idx);
         if let Some(i) = find_active_or_latest(rss, new_idx, &old_idx) {
@@ -421,7 +568,12 @@ impl DeploymentController {
                 self.scale_and_record(d, rss, i, replicas(d)).await?;
             }
         } else if is_saturated(d, new_idx.map(|i| &rss[i])) {
-            for i in old_idx.iter().copied().filter(|i| rs_replicas(&rss[*i]) > 0).collect::<Vec<_>>() {
+            for i in old_idx
+                .iter()
+                .copied()
+                .filter(|i| rs_replicas(&rss[*i]) > 0)
+                .collect::<Vec<_>>()
+            {
                 self.scale_and_record(d, rss, i, 0).await?;
             }
         } else if is_rolling(d) {
@@ -440,7 +592,11 @@ impl DeploymentController {
         self.sync_status(d, rss, new_idx).await
     }
 
-    async fn rollout_rolling(&self, d: &mut Deployment, rss: &mut Vec<ReplicaSet>) -> ReconcileResult {
+    async fn rollout_rolling(
+        &self,
+        d: &mut Deployment,
+        rss: &mut Vec<ReplicaSet>,
+    ) -> ReconcileResult {
         let new_idx = self.sync_revision(d, rss, true).await?;
         let Some(n) = new_idx else {
             anyhow::bail!("new ReplicaSet missing after creation");
@@ -462,7 +618,10 @@ impl DeploymentController {
             return self.sync_rollout_status(d, rss, new_idx).await;
         }
         // Scale down old sets, if we can.
-        let active_olds: Vec<usize> = olds(rss, new_idx).into_iter().filter(|i| rs_replicas(&rss[*i]) > 0).collect();
+        let active_olds: Vec<usize> = olds(rss, new_idx)
+            .into_iter()
+            .filter(|i| rs_replicas(&rss[*i]) > 0)
+            .collect();
         let mut scaled_down = false;
         for (i, size) in old_scale_down_plan(d, rss, new_idx, &active_olds) {
             scaled_down |= self.scale_and_record(d, rss, i, size).await?;
@@ -476,10 +635,17 @@ impl DeploymentController {
         self.sync_rollout_status(d, rss, new_idx).await
     }
 
-    async fn rollout_recreate(&self, d: &mut Deployment, rss: &mut Vec<ReplicaSet>) -> ReconcileResult {
+    async fn rollout_recreate(
+        &self,
+        d: &mut Deployment,
+        rss: &mut Vec<ReplicaSet>,
+    ) -> ReconcileResult {
         let mut new_idx = self.sync_revision(d, rss, false).await?;
         let mut scaled_down = false;
-        let active: Vec<usize> = olds(rss, new_idx).into_iter().filter(|i| rs_replicas(&rss[*i]) > 0).collect();
+        let active: Vec<usize> = olds(rss, new_idx)
+            .into_iter()
+            .filter(|i| rs_replicas(&rss[*i]) > 0)
+            .collect();
         for i in active {
             scaled_down |= self.scale_and_record(d, rss, i, 0).await?;
         }
@@ -502,7 +668,12 @@ impl DeploymentController {
     /// Whether pods of old sets still exist (Recreate waits for them to be gone).
     fn old_pods_running(&self, rss: &[ReplicaSet], new_idx: Option<usize>) -> bool {
         let old_idx = olds(rss, new_idx);
-        if old_idx.iter().map(|i| rs_status_replicas(&rss[*i])).sum::<i32>() > 0 {
+        if old_idx
+            .iter()
+            .map(|i| rs_status_replicas(&rss[*i]))
+            .sum::<i32>()
+            > 0
+        {
             return true;
         }
         old_idx.iter().any(|i| {
@@ -516,8 +687,18 @@ impl DeploymentController {
     }
 
     /// Deletes the oldest fully scaled-down sets beyond revisionHistoryLimit.
-    async fn cleanup(&self, d: &Deployment, rss: &[ReplicaSet], old_idx: &[usize]) -> anyhow::Result<()> {
-        let Some(limit) = d.spec.as_ref().and_then(|s| s.revision_history_limit).filter(|l| *l != i32::MAX) else {
+    async fn cleanup(
+        &self,
+        d: &Deployment,
+        rss: &[ReplicaSet],
+        old_idx: &[usize],
+    ) -> anyhow::Result<()> {
+        let Some(limit) = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.revision_history_limit)
+            .filter(|l| *l != i32::MAX)
+        else {
             return Ok(());
         };
         let mut cleanable: Vec<&ReplicaSet> = old_idx
@@ -529,13 +710,27 @@ impl DeploymentController {
         if diff <= 0 {
             return Ok(());
         }
-        cleanable.sort_by(|a, b| revision(a).cmp(&revision(b)).then_with(|| by_creation(a, b)));
+        cleanable.sort_by(|a, b| {
+            revision(a)
+                .cmp(&revision(b))
+                .then_with(|| by_creation(a, b))
+        });
         for rs in cleanable.into_iter().take(diff as usize) {
-            let observed = rs.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0);
-            if rs_status_replicas(rs) != 0 || rs_replicas(rs) != 0 || rs.metadata.generation.unwrap_or(0) > observed {
+            let observed = rs
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_generation)
+                .unwrap_or(0);
+            if rs_status_replicas(rs) != 0
+                || rs_replicas(rs) != 0
+                || rs.metadata.generation.unwrap_or(0) > observed
+            {
                 continue;
             }
-            let api: Api<ReplicaSet> = Api::namespaced(self.shared.client.clone(), rs.metadata.namespace.as_deref().unwrap_or_default());
+            let api: Api<ReplicaSet> = Api::namespaced(
+                self.shared.client.clone(),
+                rs.metadata.namespace.as_deref().unwrap_or_default(),
+            );
             self.metrics.write();
             match api.delete(&rs.name_any(), &DeleteParams::default()).await {
                 Ok(_) => {}
@@ -556,9 +751,27 @@ impl DeploymentController {
         let paused = d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
         let now = podutil::now_seconds();
         if paused && !paused_cond {
-            set_condition(&mut st, new_condition("Progressing", "Unknown", REASON_PAUSED, "Deployment is paused".into(), now));
+            set_condition(
+                &mut st,
+                new_condition(
+                    "Progressing",
+                    "Unknown",
+                    REASON_PAUSED,
+                    "Deployment is paused".into(),
+                    now,
+                ),
+            );
         } else if !paused && paused_cond {
-            set_condition(&mut st, new_condition("Progressing", "Unknown", REASON_RESUMED, "Deployment is resumed".into(), now));
+            set_condition(
+                &mut st,
+                new_condition(
+                    "Progressing",
+                    "Unknown",
+                    REASON_RESUMED,
+                    "Deployment is resumed".into(),
+                    now,
+                ),
+            );
         } else {
             return Ok(());
         }
@@ -566,7 +779,12 @@ impl DeploymentController {
     }
 
     /// Status without progress estimation (scaling, paused, deleting).
-    async fn sync_status(&self, d: &mut Deployment, rss: &[ReplicaSet], new_idx: Option<usize>) -> ReconcileResult {
+    async fn sync_status(
+        &self,
+        d: &mut Deployment,
+        rss: &[ReplicaSet],
+        new_idx: Option<usize>,
+    ) -> ReconcileResult {
         let all: Vec<&ReplicaSet> = rss.iter().collect();
         let st = calculate_status(&all, new_idx.map(|i| &rss[i]), d, podutil::now_seconds());
         if Some(&st) != d.status.as_ref() {
@@ -575,7 +793,12 @@ impl DeploymentController {
         Ok(None)
     }
 
-    async fn sync_rollout_status(&self, d: &mut Deployment, rss: &[ReplicaSet], new_idx: Option<usize>) -> ReconcileResult {
+    async fn sync_rollout_status(
+        &self,
+        d: &mut Deployment,
+        rss: &[ReplicaSet],
+        new_idx: Option<usize>,
+    ) -> ReconcileResult {
         let now = podutil::now_seconds();
         let all: Vec<&ReplicaSet> = rss.iter().collect();
         let new_rs = new_idx.map(|i| &rss[i]);

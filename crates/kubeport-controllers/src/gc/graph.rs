@@ -94,17 +94,27 @@ impl Graph {
         let mut work = BTreeSet::new();
         let uid = node.uid.clone();
         let old = self.nodes.get(&uid).cloned();
-        let old_owners: HashSet<String> = old.iter().flat_map(|o| o.owners.iter().map(|r| r.uid.clone())).collect();
+        let old_owners: HashSet<String> = old
+            .iter()
+            .flat_map(|o| o.owners.iter().map(|r| r.uid.clone()))
+            .collect();
         let new_owners: HashSet<String> = node.owners.iter().map(|r| r.uid.clone()).collect();
         for gone in old_owners.difference(&new_owners) {
             self.unlink(gone, &uid);
             // A dependent that let go may have been the last thing blocking its owner.
-            if self.nodes.get(gone).is_some_and(|o| o.deleting_dependents()) {
+            if self
+                .nodes
+                .get(gone)
+                .is_some_and(|o| o.deleting_dependents())
+            {
                 work.insert(Work::AttemptToDelete(gone.clone()));
             }
         }
         for added in new_owners.difference(&old_owners) {
-            self.dependents.entry(added.clone()).or_default().insert(uid.clone());
+            self.dependents
+                .entry(added.clone())
+                .or_default()
+                .insert(uid.clone());
         }
         let owners_changed = old.as_ref().is_none_or(|o| o.owners != node.owners);
         if owners_changed
@@ -142,7 +152,11 @@ impl Graph {
         };
         for r in &old.owners {
             self.unlink(&r.uid, uid);
-            if self.nodes.get(&r.uid).is_some_and(|o| o.deleting_dependents()) {
+            if self
+                .nodes
+                .get(&r.uid)
+                .is_some_and(|o| o.deleting_dependents())
+            {
                 work.insert(Work::AttemptToDelete(r.uid.clone()));
             }
         }
@@ -205,7 +219,11 @@ pub fn decide(node: &GraphNode, has_dependents: bool, owners: &[(String, OwnerSt
         return Decision::Nothing;
     }
     let of = |s: OwnerState| -> Vec<String> {
-        owners.iter().filter(|(_, st)| *st == s).map(|(u, _)| u.clone()).collect()
+        owners
+            .iter()
+            .filter(|(_, st)| *st == s)
+            .map(|(u, _)| u.clone())
+            .collect()
     };
     let solid = of(OwnerState::Solid);
     let dangling = of(OwnerState::Dangling);
@@ -271,7 +289,10 @@ mod tests {
         let work = g.remove("rs");
         assert_eq!(
             work.into_iter().collect::<Vec<_>>(),
-            vec![Work::AttemptToDelete("p1".into()), Work::AttemptToDelete("p2".into())]
+            vec![
+                Work::AttemptToDelete("p1".into()),
+                Work::AttemptToDelete("p2".into())
+            ]
         );
     }
 
@@ -314,14 +335,24 @@ mod tests {
     fn decisions_follow_kube() {
         let n = node("p", vec![owner_ref("a", true), owner_ref("b", true)]);
         use OwnerState::*;
-        assert_eq!(decide(&n, false, &[("a".into(), Solid), ("b".into(), Solid)]), Decision::Nothing);
+        assert_eq!(
+            decide(&n, false, &[("a".into(), Solid), ("b".into(), Solid)]),
+            Decision::Nothing
+        );
         assert_eq!(
             decide(&n, false, &[("a".into(), Solid), ("b".into(), Dangling)]),
             Decision::RemoveOwnerRefs(vec!["b".into()])
         );
-        assert_eq!(decide(&n, false, &[("a".into(), Dangling), ("b".into(), Dangling)]), Decision::Delete("Background"));
         assert_eq!(
-            decide(&n, true, &[("a".into(), WaitingForDependents), ("b".into(), Dangling)]),
+            decide(&n, false, &[("a".into(), Dangling), ("b".into(), Dangling)]),
+            Decision::Delete("Background")
+        );
+        assert_eq!(
+            decide(
+                &n,
+                true,
+                &[("a".into(), WaitingForDependents), ("b".into(), Dangling)]
+            ),
             Decision::Delete("Foreground")
         );
         assert_eq!(
@@ -330,7 +361,10 @@ mod tests {
         );
         let mut orphaning = n.clone();
         orphaning.finalizers = vec![FINALIZER_ORPHAN.into()];
-        assert_eq!(decide(&orphaning, false, &[("a".into(), Dangling)]), Decision::Delete("Orphan"));
+        assert_eq!(
+            decide(&orphaning, false, &[("a".into(), Dangling)]),
+            Decision::Delete("Orphan")
+        );
         assert_eq!(decide(&node("x", vec![]), false, &[]), Decision::Nothing);
     }
 }

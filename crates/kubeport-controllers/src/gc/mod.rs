@@ -10,7 +10,9 @@ use crate::metrics::ControllerMetrics;
 use crate::queue::WorkQueue;
 use crate::shared::{is_not_found, Shared};
 use futures::StreamExt;
-use graph::{decide, Decision, Graph, GraphNode, OwnerState, Work, FINALIZER_FOREGROUND, FINALIZER_ORPHAN};
+use graph::{
+    decide, Decision, Graph, GraphNode, OwnerState, Work, FINALIZER_FOREGROUND, FINALIZER_ORPHAN,
+};
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
 use kube::core::{ApiResource, DynamicObject, PartialObjectMeta};
 use kube::discovery::{verbs, Discovery, Scope};
@@ -77,7 +79,9 @@ impl GarbageCollector {
         let (synced_tx, mut synced_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut tasks = Vec::new();
         for w in &watched {
-            tasks.push(tokio::spawn(self.clone().watch(w.clone(), synced_tx.clone())));
+            tasks.push(tokio::spawn(
+                self.clone().watch(w.clone(), synced_tx.clone()),
+            ));
         }
         for _ in 0..watched.len() {
             synced_rx.recv().await;
@@ -129,7 +133,10 @@ impl GarbageCollector {
                     resource: ar.clone(),
                 };
                 kinds.insert((ar.api_version.clone(), ar.kind.clone()), w.clone());
-                if [verbs::LIST, verbs::WATCH, verbs::DELETE].iter().all(|v| caps.supports_operation(v)) {
+                if [verbs::LIST, verbs::WATCH, verbs::DELETE]
+                    .iter()
+                    .all(|v| caps.supports_operation(v))
+                {
                     out.push(w);
                 }
             }
@@ -160,8 +167,11 @@ impl GarbageCollector {
 
     /// Feeds one resource's metadata watch into the graph.
     async fn watch(self: Arc<Self>, w: Watched, synced: tokio::sync::mpsc::UnboundedSender<()>) {
-        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(self.client.clone(), &w.resource);
-        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let api: Api<PartialObjectMeta<DynamicObject>> =
+            Api::all_with(self.client.clone(), &w.resource);
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         // UIDs of this resource in the graph, to find what vanished across a relist.
         let mut mine: HashSet<String> = HashSet::new();
         let mut relisted: Option<HashSet<String>> = None;
@@ -208,7 +218,12 @@ impl GarbageCollector {
         }
     }
 
-    fn api_for(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Option<(Api<DynamicObject>, bool)> {
+    fn api_for(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Option<(Api<DynamicObject>, bool)> {
         let kinds = self.kinds.lock().unwrap();
         let w = kinds.get(&(api_version.to_string(), kind.to_string()))?;
         let api = match (w.namespaced, namespace) {
@@ -247,8 +262,14 @@ impl GarbageCollector {
         match decide(&node, has_dependents, &states) {
             Decision::Nothing => Ok(()),
             Decision::RemoveOwnerRefs(drop) => {
-                let keep: Vec<_> = node.owners.iter().filter(|o| !drop.contains(&o.uid)).cloned().collect();
-                self.patch_meta(&node, json!({"ownerReferences": keep})).await
+                let keep: Vec<_> = node
+                    .owners
+                    .iter()
+                    .filter(|o| !drop.contains(&o.uid))
+                    .cloned()
+                    .collect();
+                self.patch_meta(&node, json!({"ownerReferences": keep}))
+                    .await
             }
             Decision::Delete(policy) => self.delete(&node, policy).await,
         }
@@ -268,8 +289,13 @@ impl GarbageCollector {
                 OwnerState::Solid
             });
         }
-        let Some((api, _)) = self.api_for(&r.api_version, &r.kind, dependent.namespace.as_deref()) else {
-            tracing::debug!("{NAME}: cannot resolve owner kind {} {}", r.api_version, r.kind);
+        let Some((api, _)) = self.api_for(&r.api_version, &r.kind, dependent.namespace.as_deref())
+        else {
+            tracing::debug!(
+                "{NAME}: cannot resolve owner kind {} {}",
+                r.api_version,
+                r.kind
+            );
             return Ok(OwnerState::Solid);
         };
         Ok(match api.get_metadata_opt(&r.name).await? {
@@ -277,7 +303,12 @@ impl GarbageCollector {
             Some(m) if m.metadata.uid.as_deref() != Some(r.uid.as_str()) => OwnerState::Dangling,
             Some(m) => {
                 let deleting = m.metadata.deletion_timestamp.is_some();
-                let fg = m.metadata.finalizers.iter().flatten().any(|f| f == FINALIZER_FOREGROUND);
+                let fg = m
+                    .metadata
+                    .finalizers
+                    .iter()
+                    .flatten()
+                    .any(|f| f == FINALIZER_FOREGROUND);
                 if deleting && fg {
                     OwnerState::WaitingForDependents
                 } else {
@@ -299,7 +330,11 @@ impl GarbageCollector {
             .cloned()
             .collect();
         if blocking.is_empty() {
-            let rest: Vec<&String> = node.finalizers.iter().filter(|f| *f != FINALIZER_FOREGROUND).collect();
+            let rest: Vec<&String> = node
+                .finalizers
+                .iter()
+                .filter(|f| *f != FINALIZER_FOREGROUND)
+                .collect();
             return self.patch_meta(node, json!({"finalizers": if rest.is_empty() { serde_json::Value::Null } else { json!(rest) }})).await;
         }
         for d in blocking {
@@ -318,30 +353,51 @@ impl GarbageCollector {
             let Some(owner) = g.get(uid).cloned() else {
                 return Ok(());
             };
-            (owner, g.dependents(uid).into_iter().cloned().collect::<Vec<_>>())
+            (
+                owner,
+                g.dependents(uid).into_iter().cloned().collect::<Vec<_>>(),
+            )
         };
         if !owner.deleting || !owner.has_finalizer(FINALIZER_ORPHAN) {
             return Ok(());
         }
         for d in deps {
             let keep: Vec<_> = d.owners.iter().filter(|o| o.uid != uid).cloned().collect();
-            let refs = if keep.is_empty() { serde_json::Value::Null } else { json!(keep) };
-            self.patch_meta(&d, json!({"ownerReferences": refs})).await?;
+            let refs = if keep.is_empty() {
+                serde_json::Value::Null
+            } else {
+                json!(keep)
+            };
+            self.patch_meta(&d, json!({"ownerReferences": refs}))
+                .await?;
         }
-        let rest: Vec<&String> = owner.finalizers.iter().filter(|f| *f != FINALIZER_ORPHAN).collect();
+        let rest: Vec<&String> = owner
+            .finalizers
+            .iter()
+            .filter(|f| *f != FINALIZER_ORPHAN)
+            .collect();
         self.patch_meta(&owner, json!({"finalizers": if rest.is_empty() { serde_json::Value::Null } else { json!(rest) }}))
             .await
     }
 
     /// A metadata merge patch guarded by the resourceVersion the graph has seen.
-    async fn patch_meta(&self, node: &GraphNode, mut meta: serde_json::Value) -> anyhow::Result<()> {
-        let Some((api, _)) = self.api_for(&node.api_version, &node.kind, node.namespace.as_deref()) else {
+    async fn patch_meta(
+        &self,
+        node: &GraphNode,
+        mut meta: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let Some((api, _)) = self.api_for(&node.api_version, &node.kind, node.namespace.as_deref())
+        else {
             return Ok(());
         };
         meta["resourceVersion"] = json!(node.resource_version);
         self.metrics.write();
         match api
-            .patch_metadata(&node.name, &PatchParams::default(), &Patch::Merge(json!({"metadata": meta})))
+            .patch_metadata(
+                &node.name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": meta})),
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -351,7 +407,8 @@ impl GarbageCollector {
     }
 
     async fn delete(&self, node: &GraphNode, policy: &str) -> anyhow::Result<()> {
-        let Some((api, _)) = self.api_for(&node.api_version, &node.kind, node.namespace.as_deref()) else {
+        let Some((api, _)) = self.api_for(&node.api_version, &node.kind, node.namespace.as_deref())
+        else {
             return Ok(());
         };
         let dp = DeleteParams {

@@ -89,7 +89,9 @@ fn max_restarts(pod: &Pod) -> i32 {
     pod.status
         .as_ref()
         .and_then(|s| s.container_statuses.as_ref())
-        .map_or(0, |cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0))
+        .map_or(0, |cs| {
+            cs.iter().map(|c| c.restart_count).max().unwrap_or(0)
+        })
 }
 
 /// log2 of the age in nanoseconds, bucketed (kube's LogarithmicScaleDown).
@@ -105,7 +107,13 @@ fn log_rank(t: Timestamp, now: Timestamp) -> i64 {
 /// Orders pods "delete first" before "delete last" (kube's ActivePodsWithRanks): unscheduled,
 /// then pending < unknown < running, not ready, lower deletion cost, more siblings on the same
 /// node, more recently ready, more restarts, newer.
-pub fn compare_for_deletion(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: Timestamp) -> Ordering {
+pub fn compare_for_deletion(
+    a: &Pod,
+    rank_a: usize,
+    b: &Pod,
+    rank_b: usize,
+    now: Timestamp,
+) -> Ordering {
     let assigned = |p: &Pod| !podutil::node_name(p).is_empty();
     let uid = |p: &Pod| p.metadata.uid.clone().unwrap_or_default();
     assigned(a)
@@ -117,9 +125,9 @@ pub fn compare_for_deletion(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now:
         .then_with(|| {
             if podutil::is_pod_ready(a) && podutil::is_pod_ready(b) {
                 match (podutil::ready_since(a), podutil::ready_since(b)) {
-                    (Some(ta), Some(tb)) if ta != tb => {
-                        log_rank(ta, now).cmp(&log_rank(tb, now)).then_with(|| uid(a).cmp(&uid(b)))
-                    }
+                    (Some(ta), Some(tb)) if ta != tb => log_rank(ta, now)
+                        .cmp(&log_rank(tb, now))
+                        .then_with(|| uid(a).cmp(&uid(b))),
                     _ => Ordering::Equal,
                 }
             } else {
@@ -143,7 +151,12 @@ pub fn compare_for_deletion(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now:
 
 /// The `count` pods to delete from `pods`; `related` are the active pods of all
 /// ReplicaSets of the same owner (for the same-node rank).
-pub fn pods_to_delete(pods: &[Arc<Pod>], related: &[Arc<Pod>], count: usize, now: Timestamp) -> Vec<Arc<Pod>> {
+pub fn pods_to_delete(
+    pods: &[Arc<Pod>],
+    related: &[Arc<Pod>],
+    count: usize,
+    now: Timestamp,
+) -> Vec<Arc<Pod>> {
     if count >= pods.len() {
         return pods.to_vec();
     }
@@ -158,11 +171,22 @@ pub fn pods_to_delete(pods: &[Arc<Pod>], related: &[Arc<Pod>], count: usize, now
         .iter()
         .map(|p| {
             let n = podutil::node_name(p);
-            (if n.is_empty() { 0 } else { on_node.get(n).copied().unwrap_or(0) }, p)
+            (
+                if n.is_empty() {
+                    0
+                } else {
+                    on_node.get(n).copied().unwrap_or(0)
+                },
+                p,
+            )
         })
         .collect();
     ranked.sort_by(|(ra, a), (rb, b)| compare_for_deletion(a, *ra, b, *rb, now));
-    ranked.into_iter().take(count).map(|(_, p)| p.clone()).collect()
+    ranked
+        .into_iter()
+        .take(count)
+        .map(|(_, p)| p.clone())
+        .collect()
 }
 
 /// The ReplicaSet status for its active pods; `failure` is the manage error as
@@ -185,7 +209,10 @@ pub fn calculate_status(
     let mut ready = 0;
     let mut available = 0;
     for p in pods {
-        if labels::map_matches(&template_labels, p.metadata.labels.as_ref().unwrap_or(&Default::default())) {
+        if labels::map_matches(
+            &template_labels,
+            p.metadata.labels.as_ref().unwrap_or(&Default::default()),
+        ) {
             fully_labeled += 1;
         }
         if podutil::is_pod_ready(p) {
@@ -250,7 +277,9 @@ impl Expectations {
     pub fn satisfied(&self, key: &str) -> bool {
         match self.map.get(key) {
             None => true,
-            Some(e) => (e.adds <= 0 && e.deletes.is_empty()) || e.set_at.elapsed() > EXPECTATIONS_TIMEOUT,
+            Some(e) => {
+                (e.adds <= 0 && e.deletes.is_empty()) || e.set_at.elapsed() > EXPECTATIONS_TIMEOUT
+            }
         }
     }
 
@@ -330,7 +359,9 @@ mod tests {
     }
 
     fn names(pods: &[Arc<Pod>]) -> Vec<String> {
-        pods.iter().map(|p| p.metadata.name.clone().unwrap()).collect()
+        pods.iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect()
     }
 
     #[test]
@@ -344,7 +375,10 @@ mod tests {
             pod("pending", "n4", "Pending", false, 1_000),
         ];
         let order = pods_to_delete(&pods, &pods, 4, now);
-        assert_eq!(names(&order), vec!["unscheduled", "pending", "not-ready", "new-ready"]);
+        assert_eq!(
+            names(&order),
+            vec!["unscheduled", "pending", "not-ready", "new-ready"]
+        );
     }
 
     #[test]
@@ -394,10 +428,16 @@ mod tests {
     #[test]
     fn template_pods_are_owned_and_named_by_prefix() {
         let p = pod_from_template(&rs());
-        assert_eq!(p.metadata.generate_name.as_deref(), Some("nginx-replicaset-"));
+        assert_eq!(
+            p.metadata.generate_name.as_deref(),
+            Some("nginx-replicaset-")
+        );
         assert_eq!(p.metadata.labels.unwrap()["app"], "web");
         let o = &p.metadata.owner_references.unwrap()[0];
-        assert_eq!((o.kind.as_str(), o.uid.as_str(), o.controller), ("ReplicaSet", "rs-uid", Some(true)));
+        assert_eq!(
+            (o.kind.as_str(), o.uid.as_str(), o.controller),
+            ("ReplicaSet", "rs-uid", Some(true))
+        );
     }
 
     #[test]
@@ -417,7 +457,10 @@ mod tests {
         assert!(st.conditions.is_none());
         let failed = calculate_status(&rs(), &pods, Some(("FailedCreate", "quota".into())), now);
         let c = &failed.conditions.unwrap()[0];
-        assert_eq!((c.type_.as_str(), c.reason.as_deref()), ("ReplicaFailure", Some("FailedCreate")));
+        assert_eq!(
+            (c.type_.as_str(), c.reason.as_deref()),
+            ("ReplicaFailure", Some("FailedCreate"))
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@ use crate::labels;
 use crate::metrics::ControllerMetrics;
 use crate::podutil;
 use crate::queue::WorkQueue;
-use crate::shared::{is_conflict, is_not_found, run_workers, ReconcileResult, Shared, IDX_CONTROLLER, IDX_NAMESPACE};
+use crate::shared::{
+    is_conflict, is_not_found, run_workers, ReconcileResult, Shared, IDX_CONTROLLER, IDX_NAMESPACE,
+};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
@@ -60,7 +62,11 @@ impl ReplicaSetController {
     }
 
     /// The ReplicaSet a controller reference points to, if it is in the cache with that UID.
-    fn resolve(&self, ns: &str, r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference) -> Option<Key> {
+    fn resolve(
+        &self,
+        ns: &str,
+        r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    ) -> Option<Key> {
         if r.kind != "ReplicaSet" || !r.api_version.starts_with("apps/") {
             return None;
         }
@@ -77,7 +83,8 @@ impl ReplicaSetController {
             .into_iter()
             .filter(|rs| {
                 rs.spec.as_ref().is_some_and(|s| {
-                    !labels::selector_is_empty(&s.selector) && labels::selector_matches(&s.selector, pod_labels)
+                    !labels::selector_is_empty(&s.selector)
+                        && labels::selector_matches(&s.selector, pod_labels)
                 })
             })
             .map(|rs| key_of(rs.as_ref()))
@@ -100,9 +107,13 @@ impl ReplicaSetController {
     }
 
     fn on_pod(&self, old: Option<&Pod>, new: Option<&Pod>) {
-        let ns = new.or(old).and_then(|p| p.metadata.namespace.clone()).unwrap_or_default();
+        let ns = new
+            .or(old)
+            .and_then(|p| p.metadata.namespace.clone())
+            .unwrap_or_default();
         let pod_key = key_of(new.or(old).unwrap());
-        let owner = |p: &Pod| podutil::controller_of(&p.metadata).and_then(|r| self.resolve(&ns, r));
+        let owner =
+            |p: &Pod| podutil::controller_of(&p.metadata).and_then(|r| self.resolve(&ns, r));
         match (old, new) {
             (None, Some(p)) => {
                 if let Some(k) = owner(p) {
@@ -122,16 +133,22 @@ impl ReplicaSetController {
             }
             (Some(o), Some(p)) => {
                 let mut keys = BTreeSet::new();
-                if p.metadata.deletion_timestamp.is_some() && o.metadata.deletion_timestamp.is_none() {
+                if p.metadata.deletion_timestamp.is_some()
+                    && o.metadata.deletion_timestamp.is_none()
+                {
                     // A graceful delete counts as observed as soon as it starts.
                     if let Some(k) = owner(p) {
-                        self.expectations.lock().unwrap().deletion_observed(&k, &pod_key);
+                        self.expectations
+                            .lock()
+                            .unwrap()
+                            .deletion_observed(&k, &pod_key);
                     }
                 }
                 keys.extend(owner(o));
                 keys.extend(owner(p));
                 if podutil::controller_of(&p.metadata).is_none()
-                    && (o.metadata.labels != p.metadata.labels || podutil::controller_of(&o.metadata).is_some())
+                    && (o.metadata.labels != p.metadata.labels
+                        || podutil::controller_of(&o.metadata).is_some())
                 {
                     keys.extend(self.matching_sets(&ns, p.labels()));
                 }
@@ -145,7 +162,8 @@ impl ReplicaSetController {
                             .and_then(|rs| rs.spec.as_ref().and_then(|s| s.min_ready_seconds))
                             .unwrap_or(0);
                         if min_ready > 0 {
-                            self.queue.add_after(k.clone(), Duration::from_secs(min_ready as u64 + 1));
+                            self.queue
+                                .add_after(k.clone(), Duration::from_secs(min_ready as u64 + 1));
                         }
                     }
                 }
@@ -155,7 +173,10 @@ impl ReplicaSetController {
             }
             (Some(o), None) => {
                 if let Some(k) = owner(o) {
-                    self.expectations.lock().unwrap().deletion_observed(&k, &pod_key);
+                    self.expectations
+                        .lock()
+                        .unwrap()
+                        .deletion_observed(&k, &pod_key);
                     self.queue.add(k);
                 }
             }
@@ -165,10 +186,16 @@ impl ReplicaSetController {
 
     pub fn run(self: &Arc<Self>, workers: usize) -> Vec<tokio::task::JoinHandle<()>> {
         let me = self.clone();
-        run_workers(NAME, self.queue.clone(), workers, self.metrics.clone(), move |key| {
-            let me = me.clone();
-            async move { me.sync(&key).await }
-        })
+        run_workers(
+            NAME,
+            self.queue.clone(),
+            workers,
+            self.metrics.clone(),
+            move |key| {
+                let me = me.clone();
+                async move { me.sync(&key).await }
+            },
+        )
     }
 
     async fn sync(&self, key: &str) -> ReconcileResult {
@@ -191,7 +218,10 @@ impl ReplicaSetController {
                 candidates.insert(key_of(p.as_ref()), p);
             }
         }
-        let active: Vec<Arc<Pod>> = candidates.into_values().filter(|p| podutil::is_active(p)).collect();
+        let active: Vec<Arc<Pod>> = candidates
+            .into_values()
+            .filter(|p| podutil::is_active(p))
+            .collect();
         let claimed = self.claim_pods(&rs, active).await?;
 
         let mut failure: Option<(&str, String)> = None;
@@ -202,7 +232,6 @@ impl ReplicaSetController {
                 manage_err = Some(e);
             }
         }
-        let now = Timestamp::now();
         let status = logic::calculate_status(&rs, &claimed, failure, podutil::now_seconds());
         let current = rs.status.clone().unwrap_or_default();
         if logic::status_differs(&status, &current) {
@@ -213,7 +242,6 @@ impl ReplicaSetController {
         }
         let min_ready = spec.min_ready_seconds.unwrap_or(0);
         let replicas = spec.replicas.unwrap_or(1);
-        let _ = now;
         if min_ready > 0
             && status.ready_replicas.unwrap_or(0) == replicas
             && status.available_replicas.unwrap_or(0) != replicas
@@ -225,13 +253,18 @@ impl ReplicaSetController {
 
     /// Adopts matching orphans and releases owned pods that no longer match (kube's
     /// PodControllerRefManager); returns the pods this ReplicaSet controls.
-    async fn claim_pods(&self, rs: &ReplicaSet, pods: Vec<Arc<Pod>>) -> anyhow::Result<Vec<Arc<Pod>>> {
+    async fn claim_pods(
+        &self,
+        rs: &ReplicaSet,
+        pods: Vec<Arc<Pod>>,
+    ) -> anyhow::Result<Vec<Arc<Pod>>> {
         let spec = rs.spec.clone().unwrap_or_default();
         let uid = rs.metadata.uid.clone().unwrap_or_default();
         let ns = rs.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
         let matches = |p: &Pod| {
-            !labels::selector_is_empty(&spec.selector) && labels::selector_matches(&spec.selector, p.labels())
+            !labels::selector_is_empty(&spec.selector)
+                && labels::selector_matches(&spec.selector, p.labels())
         };
         let mut claimed = Vec::new();
         let mut can_adopt: Option<bool> = None;
@@ -254,7 +287,14 @@ impl ReplicaSetController {
                             "resourceVersion": p.metadata.resource_version,
                         }});
                         self.metrics.write();
-                        match api.patch(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+                        match api
+                            .patch(
+                                &p.name_any(),
+                                &PatchParams::default(),
+                                &Patch::Merge(&patch),
+                            )
+                            .await
+                        {
                             Ok(_) => {}
                             Err(e) if is_not_found(&e) => {}
                             Err(e) => return Err(e.into()),
@@ -272,20 +312,33 @@ impl ReplicaSetController {
                             .get_opt(&rs.name_any())
                             .await?;
                         can_adopt = Some(fresh.is_some_and(|f| {
-                            f.metadata.uid.as_deref() == Some(uid.as_str()) && f.metadata.deletion_timestamp.is_none()
+                            f.metadata.uid.as_deref() == Some(uid.as_str())
+                                && f.metadata.deletion_timestamp.is_none()
                         }));
                     }
                     if can_adopt != Some(true) {
                         continue;
                     }
                     let mut refs: Vec<_> = p.metadata.owner_references.clone().unwrap_or_default();
-                    refs.push(podutil::controller_ref("apps/v1", "ReplicaSet", &rs.name_any(), &uid));
+                    refs.push(podutil::controller_ref(
+                        "apps/v1",
+                        "ReplicaSet",
+                        &rs.name_any(),
+                        &uid,
+                    ));
                     let patch = json!({"metadata": {
                         "ownerReferences": refs,
                         "resourceVersion": p.metadata.resource_version,
                     }});
                     self.metrics.write();
-                    match api.patch(&p.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    match api
+                        .patch(
+                            &p.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
+                        .await
+                    {
                         Ok(adopted) => claimed.push(Arc::new(adopted)),
                         Err(e) if is_not_found(&e) => {}
                         Err(e) => return Err(e.into()),
@@ -303,12 +356,20 @@ impl ReplicaSetController {
         rs: &ReplicaSet,
         pods: &[Arc<Pod>],
     ) -> Result<(), (&'static str, anyhow::Error)> {
-        let want = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
+        let want = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1)
+            .max(0) as usize;
         let ns = rs.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &ns);
         if pods.len() < want {
             let count = (want - pods.len()).min(logic::BURST_REPLICAS);
-            self.expectations.lock().unwrap().expect_creations(key, count);
+            self.expectations
+                .lock()
+                .unwrap()
+                .expect_creations(key, count);
             let template = logic::pod_from_template(rs);
             let pp = PostParams::default();
             let mut created = 0usize;
@@ -323,10 +384,18 @@ impl ReplicaSetController {
                     match r {
                         Ok(p) => {
                             created += 1;
-                            self.recorder.normal(rs, "SuccessfulCreate", format!("Created pod: {}", p.name_any()));
+                            self.recorder.normal(
+                                rs,
+                                "SuccessfulCreate",
+                                format!("Created pod: {}", p.name_any()),
+                            );
                         }
                         Err(e) => {
-                            self.recorder.warning(rs, "FailedCreate", format!("Error creating: {}", error_message(&e)));
+                            self.recorder.warning(
+                                rs,
+                                "FailedCreate",
+                                format!("Error creating: {}", error_message(&e)),
+                            );
                             first_err.get_or_insert_with(|| e.into());
                         }
                     }
@@ -355,20 +424,32 @@ impl ReplicaSetController {
                 self.metrics.write();
                 let api = api.clone();
                 let name = p.name_any();
-                async move { (name.clone(), api.delete(&name, &DeleteParams::default()).await) }
+                async move {
+                    (
+                        name.clone(),
+                        api.delete(&name, &DeleteParams::default()).await,
+                    )
+                }
             }))
             .await;
             let mut first_err: Option<anyhow::Error> = None;
             for (name, r) in results {
                 match r {
-                    Ok(_) => self.recorder.normal(rs, "SuccessfulDelete", format!("Deleted pod: {name}")),
+                    Ok(_) => {
+                        self.recorder
+                            .normal(rs, "SuccessfulDelete", format!("Deleted pod: {name}"))
+                    }
                     Err(e) if is_not_found(&e) => {}
                     Err(e) => {
                         self.expectations
                             .lock()
                             .unwrap()
                             .deletion_observed(key, &crate::informer::key(Some(&ns), &name));
-                        self.recorder.warning(rs, "FailedDelete", format!("Error deleting: {}", error_message(&e)));
+                        self.recorder.warning(
+                            rs,
+                            "FailedDelete",
+                            format!("Error deleting: {}", error_message(&e)),
+                        );
                         first_err.get_or_insert_with(|| e.into());
                     }
                 }
@@ -398,13 +479,20 @@ impl ReplicaSetController {
             .collect()
     }
 
-    async fn update_status(&self, rs: &ReplicaSet, status: k8s_openapi::api::apps::v1::ReplicaSetStatus) -> anyhow::Result<()> {
+    async fn update_status(
+        &self,
+        rs: &ReplicaSet,
+        status: k8s_openapi::api::apps::v1::ReplicaSetStatus,
+    ) -> anyhow::Result<()> {
         let ns = rs.metadata.namespace.clone().unwrap_or_default();
         let api: Api<ReplicaSet> = Api::namespaced(self.shared.client.clone(), &ns);
         let mut obj = rs.clone();
         obj.status = Some(status.clone());
         self.metrics.write();
-        match api.replace_status(&rs.name_any(), &PostParams::default(), &obj).await {
+        match api
+            .replace_status(&rs.name_any(), &PostParams::default(), &obj)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if is_conflict(&e) => {
                 // The cache is behind; retry once on the current object.
@@ -416,7 +504,8 @@ impl ReplicaSetController {
                 st.observed_generation = rs.metadata.generation;
                 fresh.status = Some(st);
                 self.metrics.write();
-                api.replace_status(&rs.name_any(), &PostParams::default(), &fresh).await?;
+                api.replace_status(&rs.name_any(), &PostParams::default(), &fresh)
+                    .await?;
                 Ok(())
             }
             Err(e) if is_not_found(&e) => Ok(()),

@@ -3,7 +3,9 @@
 //! NodeResourcesFit, in that order), which of them to pick (fewest pods of the same owner,
 //! then fewest pods), and kube-scheduler's FailedScheduling message.
 
-use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::{
+    Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
+};
 use std::collections::{BTreeMap, HashMap};
 
 pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -71,7 +73,9 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     match t.operator.as_deref().unwrap_or("Equal") {
         "Exists" => true,
         "Equal" | "" => {
-            !key.is_empty() && t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default()
+            !key.is_empty()
+                && t.value.as_deref().unwrap_or_default()
+                    == taint.value.as_deref().unwrap_or_default()
         }
         _ => false,
     }
@@ -101,7 +105,10 @@ pub fn effective_taints(node: &Node) -> Vec<Taint> {
         _ => Some(TAINT_UNREACHABLE),
     };
     if let Some(key) = synthetic {
-        if !taints.iter().any(|t| t.key == key && t.effect == "NoSchedule") {
+        if !taints
+            .iter()
+            .any(|t| t.key == key && t.effect == "NoSchedule")
+        {
             taints.push(Taint {
                 key: key.into(),
                 effect: "NoSchedule".into(),
@@ -147,14 +154,17 @@ fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
         .iter()
         .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
         && fields.iter().all(|r| {
-            let v = (r.key == "metadata.name").then(|| node.metadata.name.as_deref().unwrap_or_default());
+            let v = (r.key == "metadata.name")
+                .then(|| node.metadata.name.as_deref().unwrap_or_default());
             requirement_matches(r, v)
         })
 }
 
 /// nodeSelector and required node affinity (kube's NodeAffinity filter).
 pub fn matches_node_selector(pod: &Pod, node: &Node) -> bool {
-    let Some(spec) = pod.spec.as_ref() else { return true };
+    let Some(spec) = pod.spec.as_ref() else {
+        return true;
+    };
     let labels = node.metadata.labels.clone().unwrap_or_default();
     if let Some(sel) = &spec.node_selector {
         if !sel.iter().all(|(k, v)| labels.get(k) == Some(v)) {
@@ -165,7 +175,10 @@ pub fn matches_node_selector(pod: &Pod, node: &Node) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     match required {
         Some(r) => r.node_selector_terms.iter().any(|t| term_matches(t, node)),
         None => true,
@@ -187,7 +200,12 @@ fn allocatable_pods(node: &Node) -> Option<usize> {
 pub fn filter(pod: &Pod, c: &Candidate) -> Result<(), Unfit> {
     let node = c.node;
     let tols = tolerations(pod);
-    if node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
+    if node
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false)
+    {
         let t = Taint {
             key: TAINT_UNSCHEDULABLE.into(),
             effect: "NoSchedule".into(),
@@ -245,12 +263,20 @@ impl std::fmt::Display for FitError {
             for r in it {
                 *counts.entry(r).or_default() += 1;
             }
-            let mut parts: Vec<String> = counts.into_iter().map(|(r, n)| format!("{n} {r}")).collect();
+            let mut parts: Vec<String> = counts
+                .into_iter()
+                .map(|(r, n)| format!("{n} {r}"))
+                .collect();
             parts.sort();
             parts.join(", ")
         };
         let filters = histogram(&mut self.reasons.iter().map(|r| r.reason()));
-        let preemption = histogram(&mut self.reasons.iter().map(|r| r.preemption_reason().to_string()));
+        let preemption = histogram(
+            &mut self
+                .reasons
+                .iter()
+                .map(|r| r.preemption_reason().to_string()),
+        );
         write!(
             f,
             "0/{n} nodes are available: {filters}. preemption: 0/{n} nodes are available: {preemption}.",
@@ -264,21 +290,28 @@ impl std::fmt::Display for FitError {
 /// then name.
 pub fn choose_node(pod: &Pod, candidates: &[Candidate]) -> Result<String, FitError> {
     let mut failures = Vec::new();
-    let mut best: Option<((usize, usize, usize, String), &Candidate)> = None;
+    // (same-owner pods, untolerated soft taints, pods, name): lowest wins.
+    type Score = (usize, usize, usize, String);
+    let mut best: Option<Score> = None;
     for c in candidates {
         match filter(pod, c) {
             Err(u) => failures.push(u),
             Ok(()) => {
                 let name = c.node.metadata.name.clone().unwrap_or_default();
-                let score = (c.same_owner, untolerated_soft_taints(pod, c.node), c.pods, name);
-                if best.as_ref().is_none_or(|(s, _)| score < *s) {
-                    best = Some((score, c));
+                let score = (
+                    c.same_owner,
+                    untolerated_soft_taints(pod, c.node),
+                    c.pods,
+                    name,
+                );
+                if best.as_ref().is_none_or(|s| score < *s) {
+                    best = Some(score);
                 }
             }
         }
     }
     match best {
-        Some((score, _)) => Ok(score.3),
+        Some(score) => Ok(score.3),
         None => Err(FitError {
             num_nodes: candidates.len(),
             reasons: failures,
@@ -306,7 +339,12 @@ mod tests {
         Node {
             metadata: ObjectMeta {
                 name: Some(name.into()),
-                labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
                 ..Default::default()
             },
             spec: Some(NodeSpec {
@@ -334,7 +372,11 @@ mod tests {
     }
 
     fn cand(n: &Node, pods: usize, same: usize) -> Candidate<'_> {
-        Candidate { node: n, pods, same_owner: same }
+        Candidate {
+            node: n,
+            pods,
+            same_owner: same,
+        }
     }
 
     fn pod() -> Pod {
@@ -356,7 +398,10 @@ mod tests {
             let cands: Vec<Candidate> = nodes
                 .iter()
                 .map(|n| {
-                    let c = placed.get(n.metadata.name.as_ref().unwrap()).copied().unwrap_or(0);
+                    let c = placed
+                        .get(n.metadata.name.as_ref().unwrap())
+                        .copied()
+                        .unwrap_or(0);
                     cand(n, c, c)
                 })
                 .collect();
@@ -377,8 +422,10 @@ mod tests {
         let w1 = node("w1", "True", &[("disk", "hdd")], &[]);
         let w2 = node("w2", "False", &[("disk", "ssd")], &[]);
         let mut p = pod();
-        p.spec.as_mut().unwrap().node_selector = Some([("disk".to_string(), "ssd".to_string())].into());
-        let err = choose_node(&p, &[cand(&cp, 0, 0), cand(&w1, 0, 0), cand(&w2, 0, 0)]).unwrap_err();
+        p.spec.as_mut().unwrap().node_selector =
+            Some([("disk".to_string(), "ssd".to_string())].into());
+        let err =
+            choose_node(&p, &[cand(&cp, 0, 0), cand(&w1, 0, 0), cand(&w2, 0, 0)]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, \
@@ -394,7 +441,10 @@ mod tests {
             effect: Some("NoSchedule".into()),
             ..Default::default()
         }]);
-        assert_eq!(choose_node(&tol, &[cand(&cp, 0, 0), cand(&w2, 0, 0)]).unwrap(), "cp");
+        assert_eq!(
+            choose_node(&tol, &[cand(&cp, 0, 0), cand(&w2, 0, 0)]).unwrap(),
+            "cp"
+        );
         assert_eq!(
             choose_node(&pod(), &[]).unwrap_err().to_string(),
             "no nodes available to schedule pods"
@@ -406,7 +456,8 @@ mod tests {
         let mut cordoned = node("c", "True", &[], &[]);
         cordoned.spec.as_mut().unwrap().unschedulable = Some(true);
         let mut full = node("f", "True", &[], &[]);
-        full.status.as_mut().unwrap().allocatable = Some([("pods".to_string(), Quantity("2".into()))].into());
+        full.status.as_mut().unwrap().allocatable =
+            Some([("pods".to_string(), Quantity("2".into()))].into());
         let err = choose_node(&pod(), &[cand(&cordoned, 0, 0), cand(&full, 2, 0)]).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -431,13 +482,18 @@ mod tests {
         let set = |p: &mut Pod, terms: Vec<NodeSelectorTerm>| {
             p.spec.as_mut().unwrap().affinity = Some(Affinity {
                 node_affinity: Some(NodeAffinity {
-                    required_during_scheduling_ignored_during_execution: Some(NodeSelector { node_selector_terms: terms }),
+                    required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                        node_selector_terms: terms,
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
             });
         };
-        set(&mut p, vec![term("In", "zone", &["b"]), term("Gt", "gen", &["4"])]);
+        set(
+            &mut p,
+            vec![term("In", "zone", &["b"]), term("Gt", "gen", &["4"])],
+        );
         assert!(matches_node_selector(&p, &n));
         set(&mut p, vec![term("NotIn", "zone", &["a"])]);
         assert!(!matches_node_selector(&p, &n));
@@ -451,16 +507,20 @@ mod tests {
             effect: "NoSchedule".into(),
             ..Default::default()
         };
-        let t = |key: Option<&str>, op: &str, value: Option<&str>, effect: Option<&str>| Toleration {
-            key: key.map(String::from),
-            operator: Some(op.into()),
-            value: value.map(String::from),
-            effect: effect.map(String::from),
-            ..Default::default()
-        };
+        let t =
+            |key: Option<&str>, op: &str, value: Option<&str>, effect: Option<&str>| Toleration {
+                key: key.map(String::from),
+                operator: Some(op.into()),
+                value: value.map(String::from),
+                effect: effect.map(String::from),
+                ..Default::default()
+            };
         assert!(tolerates(&t(Some("k"), "Equal", Some("v"), None), &taint));
         assert!(!tolerates(&t(Some("k"), "Equal", Some("w"), None), &taint));
         assert!(tolerates(&t(None, "Exists", None, None), &taint));
-        assert!(!tolerates(&t(Some("k"), "Exists", None, Some("NoExecute")), &taint));
+        assert!(!tolerates(
+            &t(Some("k"), "Exists", None, Some("NoExecute")),
+            &taint
+        ));
     }
 }

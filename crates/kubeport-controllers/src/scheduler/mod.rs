@@ -27,11 +27,18 @@ const UNSCHEDULABLE_RETRY: Duration = Duration::from_secs(30);
 /// How long a binding we made may be missing from the cache before it is forgotten.
 const ASSUME_TTL: Duration = Duration::from_secs(30);
 
+/// A binding made but not yet seen in the cache.
+struct Assumed {
+    node: String,
+    owner: Option<String>,
+    at: Instant,
+}
+
 pub struct Scheduler {
     shared: Arc<Shared>,
     queue: Arc<WorkQueue<Key>>,
-    /// Pods bound by us that the cache does not show bound yet: pod key -> (node, owner uid).
-    assumed: Mutex<HashMap<Key, (String, Option<String>, Instant)>>,
+    /// Pods bound by us that the cache does not show bound yet.
+    assumed: Mutex<HashMap<Key, Assumed>>,
     unschedulable: Mutex<HashSet<Key>>,
     recorder: EventRecorder,
     metrics: Arc<ControllerMetrics>,
@@ -43,8 +50,13 @@ fn wants_scheduling(p: &Pod) -> bool {
     podutil::node_name(p).is_empty()
         && p.metadata.deletion_timestamp.is_none()
         && !podutil::is_terminal(p)
-        && spec.and_then(|s| s.scheduler_name.as_deref()).unwrap_or(SCHEDULER_NAME) == SCHEDULER_NAME
-        && spec.and_then(|s| s.scheduling_gates.as_ref()).is_none_or(|g| g.is_empty())
+        && spec
+            .and_then(|s| s.scheduler_name.as_deref())
+            .unwrap_or(SCHEDULER_NAME)
+            == SCHEDULER_NAME
+        && spec
+            .and_then(|s| s.scheduling_gates.as_ref())
+            .is_none_or(|g| g.is_empty())
 }
 
 impl Scheduler {
@@ -89,7 +101,8 @@ impl Scheduler {
                             me.assumed.lock().unwrap().remove(&k);
                         }
                         // A pod that stopped occupying a node may make room.
-                        if old.is_some_and(|o| !podutil::is_terminal(o)) && podutil::is_terminal(p) {
+                        if old.is_some_and(|o| !podutil::is_terminal(o)) && podutil::is_terminal(p)
+                        {
                             me.retry_unschedulable();
                         }
                     }
@@ -117,10 +130,16 @@ impl Scheduler {
     pub fn run(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let me = self.clone();
         // One pod at a time, as kube-scheduler's scheduling cycle, so placements see each other.
-        run_workers(NAME, self.queue.clone(), 1, self.metrics.clone(), move |key| {
-            let me = me.clone();
-            async move { me.schedule(&key).await }
-        })
+        run_workers(
+            NAME,
+            self.queue.clone(),
+            1,
+            self.metrics.clone(),
+            move |key| {
+                let me = me.clone();
+                async move { me.schedule(&key).await }
+            },
+        )
     }
 
     /// Per-node load from the cache plus our not yet observed bindings.
@@ -141,11 +160,11 @@ impl Scheduler {
             loads.insert(name, load);
         }
         let mut assumed = self.assumed.lock().unwrap();
-        assumed.retain(|_, (_, _, at)| at.elapsed() < ASSUME_TTL);
-        for (node, owner, _) in assumed.values() {
-            if let Some(load) = loads.get_mut(node) {
+        assumed.retain(|_, a| a.at.elapsed() < ASSUME_TTL);
+        for a in assumed.values() {
+            if let Some(load) = loads.get_mut(&a.node) {
                 load.pods += 1;
-                if let Some(o) = owner {
+                if let Some(o) = &a.owner {
                     *load.by_owner.entry(o.clone()).or_default() += 1;
                 }
             }
@@ -167,11 +186,17 @@ impl Scheduler {
         let candidates: Vec<Candidate> = nodes
             .iter()
             .map(|n| {
-                let load = loads.get(n.metadata.name.as_deref().unwrap_or_default()).unwrap_or(&empty);
+                let load = loads
+                    .get(n.metadata.name.as_deref().unwrap_or_default())
+                    .unwrap_or(&empty);
                 Candidate {
                     node: n.as_ref(),
                     pods: load.pods,
-                    same_owner: owner.as_ref().and_then(|o| load.by_owner.get(o)).copied().unwrap_or(0),
+                    same_owner: owner
+                        .as_ref()
+                        .and_then(|o| load.by_owner.get(o))
+                        .copied()
+                        .unwrap_or(0),
                 }
             })
             .collect();
@@ -187,7 +212,12 @@ impl Scheduler {
                 });
                 self.metrics.write();
                 match api
-                    .create_subresource::<_, serde_json::Value>("binding", name, &PostParams::default(), &binding)
+                    .create_subresource::<_, serde_json::Value>(
+                        "binding",
+                        name,
+                        &PostParams::default(),
+                        &binding,
+                    )
                     .await
                 {
                     Ok(_) => {}
@@ -195,11 +225,16 @@ impl Scheduler {
                     Err(e) if is_conflict(&e) || is_not_found(&e) => return Ok(None),
                     Err(e) => return Err(e.into()),
                 }
-                self.assumed
-                    .lock()
-                    .unwrap()
-                    .insert(key.to_string(), (node.clone(), owner, Instant::now()));
+                self.assumed.lock().unwrap().insert(
+                    key.to_string(),
+                    Assumed {
+                        node: node.clone(),
+                        owner,
+                        at: Instant::now(),
+                    },
+                );
                 self.unschedulable.lock().unwrap().remove(key);
+                self.mark_scheduled(&api, &pod).await;
                 self.recorder.normal(
                     pod.as_ref(),
                     "Scheduled",
@@ -209,11 +244,46 @@ impl Scheduler {
             }
             Err(fit) => {
                 let msg = fit.to_string();
-                self.recorder.warning(pod.as_ref(), "FailedScheduling", msg.clone());
+                self.recorder
+                    .warning(pod.as_ref(), "FailedScheduling", msg.clone());
                 self.unschedulable.lock().unwrap().insert(key.to_string());
                 self.mark_unschedulable(&api, &pod, &msg).await?;
                 Ok(Some(UNSCHEDULABLE_RETRY))
             }
+        }
+    }
+
+    /// kube-apiserver's binding sets `PodScheduled=True`; this API server leaves conditions
+    /// alone, so a pod we reported unschedulable gets the condition flipped here.
+    async fn mark_scheduled(&self, api: &Api<Pod>, pod: &Pod) {
+        let mut conditions: Vec<PodCondition> = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let Some(c) = conditions
+            .iter_mut()
+            .find(|c| c.type_ == "PodScheduled" && c.status != "True")
+        else {
+            return;
+        };
+        *c = PodCondition {
+            type_: "PodScheduled".into(),
+            status: "True".into(),
+            last_transition_time: Some(Time(podutil::now_seconds())),
+            ..Default::default()
+        };
+        let patch = json!({"status": {"conditions": conditions}});
+        self.metrics.write();
+        if let Err(e) = api
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            tracing::debug!("{NAME}: marking {} scheduled: {e}", pod.name_any());
         }
     }
 
@@ -225,7 +295,10 @@ impl Scheduler {
             .and_then(|s| s.conditions.clone())
             .unwrap_or_default();
         if let Some(c) = conditions.iter().find(|c| c.type_ == "PodScheduled") {
-            if c.status == "False" && c.reason.as_deref() == Some("Unschedulable") && c.message.as_deref() == Some(msg) {
+            if c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+                && c.message.as_deref() == Some(msg)
+            {
                 return Ok(());
             }
         }
@@ -241,7 +314,11 @@ impl Scheduler {
         let patch = json!({"status": {"conditions": conditions}});
         self.metrics.write();
         match api
-            .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
         {
             Ok(_) => Ok(()),

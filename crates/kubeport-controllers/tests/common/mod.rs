@@ -19,16 +19,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn seed(path: &str) -> String {
-    repo_root().join("examples").join(path).display().to_string()
+    repo_root()
+        .join("examples")
+        .join(path)
+        .display()
+        .to_string()
 }
 
 /// The kubectl on PATH, if any (tests skip without it).
 pub fn kubectl_path() -> Option<PathBuf> {
-    let out = std::process::Command::new("sh").args(["-c", "command -v kubectl"]).output().ok()?;
+    let out = std::process::Command::new("sh")
+        .args(["-c", "command -v kubectl"])
+        .output()
+        .ok()?;
     let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (!p.is_empty()).then(|| PathBuf::from(p))
 }
@@ -69,16 +79,21 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = kubeport_apiserver::ServerConfig::new(dir.path().join("data"));
         cfg.secure_port = 0;
-        let server = kubeport_apiserver::start(cfg).await.expect("starting the API server");
+        let server = kubeport_apiserver::start(cfg)
+            .await
+            .expect("starting the API server");
         let kubeconfig = server.admin_kubeconfig.clone();
         let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
         let client = Client::try_from(config).unwrap();
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
-        let controllers = kubeport_controllers::start(client.clone(), ControllerOptions::from_flag(flag))
-            .await
-            .expect("starting controllers");
+        let controllers =
+            kubeport_controllers::start(client.clone(), ControllerOptions::from_flag(flag))
+                .await
+                .expect("starting controllers");
         Cluster {
             dir,
             server: Some(server),
@@ -119,7 +134,12 @@ impl Cluster {
 
     /// Creates Ready nodes; `control_plane` ones carry the role label (and the NoSchedule
     /// taint when `taint_control_plane`).
-    pub async fn create_nodes(&self, names: &[&str], control_plane: &[&str], taint_control_plane: bool) {
+    pub async fn create_nodes(
+        &self,
+        names: &[&str],
+        control_plane: &[&str],
+        taint_control_plane: bool,
+    ) {
         let api: Api<Node> = Api::all(self.client.clone());
         for name in names {
             let cp = control_plane.contains(name);
@@ -160,7 +180,9 @@ impl Cluster {
             "allocatable": {"pods": "110", "cpu": "4", "memory": "8Gi"},
             "capacity": {"pods": "110", "cpu": "4", "memory": "8Gi"},
         }});
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
     }
 
     /// Starts the fake kubelet: bound pods become Running and Ready with an IP from their
@@ -192,7 +214,11 @@ impl Cluster {
                         continue;
                     }
                 };
-                let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+                let node = pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .unwrap_or_default();
                 if node.is_empty() {
                     continue;
                 }
@@ -204,7 +230,11 @@ impl Cluster {
                     }
                     continue;
                 }
-                let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+                let phase = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_default();
                 if phase != "Pending" {
                     continue;
                 }
@@ -270,7 +300,10 @@ impl Drop for Cluster {
 }
 
 async fn delete_now(client: &Client, pod: &Pod) {
-    let api: Api<Pod> = Api::namespaced(client.clone(), pod.metadata.namespace.as_deref().unwrap_or_default());
+    let api: Api<Pod> = Api::namespaced(
+        client.clone(),
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+    );
     let _ = api
         .delete(
             &pod.name_any(),
@@ -284,9 +317,14 @@ async fn delete_now(client: &Client, pod: &Pod) {
 
 /// Patches a pod's status as a kubelet does once its containers run.
 pub async fn mark_running(client: &Client, pod: &Pod, ip: &str, ready: bool) {
-    let api: Api<Pod> = Api::namespaced(client.clone(), pod.metadata.namespace.as_deref().unwrap_or_default());
+    let api: Api<Pod> = Api::namespaced(
+        client.clone(),
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+    );
     let now = k8s_openapi::jiff::Timestamp::now();
-    let now = k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap().to_string();
+    let now = k8s_openapi::jiff::Timestamp::from_second(now.as_second())
+        .unwrap()
+        .to_string();
     let r = if ready { "True" } else { "False" };
     let containers: Vec<serde_json::Value> = pod
         .spec
@@ -314,7 +352,13 @@ pub async fn mark_running(client: &Client, pod: &Pod, ip: &str, ready: bool) {
         ],
         "containerStatuses": containers,
     }});
-    let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await;
+    let _ = api
+        .patch_status(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&status),
+        )
+        .await;
 }
 
 /// Sets a running pod's Ready (and ContainersReady) condition, as a failing probe would.
@@ -322,7 +366,9 @@ pub async fn set_pod_ready(client: &Client, ns: &str, name: &str, ready: bool) {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pod = api.get(name).await.unwrap();
     let now = k8s_openapi::jiff::Timestamp::now();
-    let now = k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap().to_string();
+    let now = k8s_openapi::jiff::Timestamp::from_second(now.as_second())
+        .unwrap()
+        .to_string();
     let r = if ready { "True" } else { "False" };
     let mut conditions: Vec<serde_json::Value> = pod
         .status
@@ -339,7 +385,9 @@ pub async fn set_pod_ready(client: &Client, ns: &str, name: &str, ready: bool) {
         }
     }
     let patch = json!({"status": {"conditions": conditions}});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
 }
 
 /// The rows of a kubectl table, split on whitespace (header excluded).

@@ -168,6 +168,7 @@ impl NetNs {
         if !std::path::Path::new("/usr/sbin/iptables-nft-restore").exists() {
             return Err("iptables-nft-restore is not installed (apt-get install iptables)".into());
         }
+        remove_orphaned_namespaces();
         let name = format!(
             "kp-ipt-{purpose}-{}-{}",
             std::process::id(),
@@ -196,6 +197,30 @@ impl NetNs {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+/// Deletes `kp-ipt-*` namespaces left by an earlier test or bench process that was killed
+/// before its guards ran (the creating PID is part of the name; it no longer exists).
+fn remove_orphaned_namespaces() {
+    let Ok(output) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix("kp-ipt-") else {
+            continue;
+        };
+        // kp-ipt-<purpose>-<pid>-<counter>
+        let parts: Vec<&str> = rest.rsplitn(3, '-').collect();
+        let Some(pid) = parts.get(1).and_then(|pid| pid.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
     }
 }
 

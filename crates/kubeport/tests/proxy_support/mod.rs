@@ -296,9 +296,15 @@ impl Topology {
                 "netns", &client,
             ],
         );
-        run("ip", &["-n", &node, "addr", "add", &node_cidr, "dev", &uplink]);
+        run(
+            "ip",
+            &["-n", &node, "addr", "add", &node_cidr, "dev", &uplink],
+        );
         run("ip", &["-n", &node, "link", "set", &uplink, "up"]);
-        run("ip", &["-n", &client, "addr", "add", &client_cidr, "dev", "eth0"]);
+        run(
+            "ip",
+            &["-n", &client, "addr", "add", &client_cidr, "dev", "eth0"],
+        );
         run("ip", &["-n", &client, "link", "set", "eth0", "up"]);
         // Locally generated packets need a route before DNAT picks the endpoint: send the
         // service range towards the uplink (it only leads to our client namespace).
@@ -316,28 +322,59 @@ impl Topology {
             run(
                 "ip",
                 &[
-                    "-n", &node, "link", "add", &host_side, "type", "veth", "peer", "name",
-                    "eth0", "netns", &ns,
+                    "-n", &node, "link", "add", &host_side, "type", "veth", "peer", "name", "eth0",
+                    "netns", &ns,
                 ],
             );
             run(
                 "ip",
-                &["-n", &node, "addr", "add", &format!("{gateway}/32"), "dev", &host_side],
+                &[
+                    "-n",
+                    &node,
+                    "addr",
+                    "add",
+                    &format!("{gateway}/32"),
+                    "dev",
+                    &host_side,
+                ],
             );
             run("ip", &["-n", &node, "link", "set", &host_side, "up"]);
             run(
                 "ip",
-                &["-n", &node, "route", "add", &format!("{ip}/32"), "dev", &host_side],
+                &[
+                    "-n",
+                    &node,
+                    "route",
+                    "add",
+                    &format!("{ip}/32"),
+                    "dev",
+                    &host_side,
+                ],
             );
-            run("ip", &["-n", &ns, "addr", "add", &format!("{ip}/32"), "dev", "eth0"]);
+            run(
+                "ip",
+                &["-n", &ns, "addr", "add", &format!("{ip}/32"), "dev", "eth0"],
+            );
             run("ip", &["-n", &ns, "link", "set", "eth0", "up"]);
             run("ip", &["-n", &ns, "route", "add", &gateway, "dev", "eth0"]);
             run(
                 "ip",
-                &["-n", &ns, "route", "add", "default", "via", &gateway, "dev", "eth0"],
+                &[
+                    "-n", &ns, "route", "add", "default", "via", &gateway, "dev", "eth0",
+                ],
             );
             let mut child = Command::new("ip")
-                .args(["netns", "exec", &ns, &python(), "-c", SERVER, &name, "8080", "5353"])
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    &python(),
+                    "-c",
+                    SERVER,
+                    &name,
+                    "8080",
+                    "5353",
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -512,10 +549,12 @@ impl ApiServer {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let server = rt
-            .block_on(kubeport_apiserver::start(kubeport_apiserver::ServerConfig {
-                secure_port: 0,
-                ..kubeport_apiserver::ServerConfig::new(dir.path().join("data"))
-            }))
+            .block_on(kubeport_apiserver::start(
+                kubeport_apiserver::ServerConfig {
+                    secure_port: 0,
+                    ..kubeport_apiserver::ServerConfig::new(dir.path().join("data"))
+                },
+            ))
             .expect("API server starts");
         let kubeconfig = server.admin_kubeconfig.clone();
         let port = server.addr.port();
@@ -792,7 +831,11 @@ impl ProxyProcess {
 impl Drop for ProxyProcess {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- proxy log {} ---\n{}", self.log.display(), self.log_text());
+            eprintln!(
+                "--- proxy log {} ---\n{}",
+                self.log.display(),
+                self.log_text()
+            );
         }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
